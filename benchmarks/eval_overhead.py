@@ -29,8 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.helpers fixtures
 
 from pixelctl.agent import Generation
+from pixelctl.evaluation.chunks import RunSettings
 from pixelctl.evaluation.loaders import load_source
-from pixelctl.evaluation.runner import RunSettings, run_eval
+from pixelctl.evaluation.runner import run_eval
 from pixelctl.executor import ExecutorSettings, PixelBounds
 from pixelctl.prompt import format_tool_call
 from tests.helpers import eval_fixtures as fx
@@ -126,7 +127,7 @@ def main() -> None:
     try:
         queries = build_queries(tmp / "data", copies, big=not args.small)
         from pixelctl.backends.hf import HFGenerator
-        from pixelctl.tiny import build_tiny_model
+        from pixelctl.models.tiny import build_tiny_model
 
         model = build_tiny_model(tmp / "tiny", seed=0)
         hf = HFGenerator(str(model), batch_size=8)

@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pixelctl.agent import Generation
+from pixelctl.cli.launch import execute
 from pixelctl.config import load_recipe
 from pixelctl.engines.local import loop
 from pixelctl.grading import paper_compat_score
-from pixelctl.launch import execute
-from pixelctl.models import resolve_model
+from pixelctl.models.resolve import resolve_model
 from pixelctl.prompt import format_tool_call
 from pixelctl.queries import load_queries
 from pixelctl.rundir import RunDir

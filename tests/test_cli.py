@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pixelctl.cli import app
+from pixelctl.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -92,7 +92,7 @@ def test_help_and_validate_import_no_torch():
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from pixelctl.cli import app\n"
+        "from pixelctl.cli.app import app\n"
         f"r = CliRunner().invoke(app, ['validate', {str(ROOT / 'recipes/7b_a800.yaml')!r}])\n"
         "assert r.exit_code == 0, r.output\n"
         "heavy = [m for m in ('torch', 'transformers', 'ray', 'vllm', 'trl') if m in sys.modules]\n"
@@ -109,15 +109,15 @@ def write_recipe(tmp_path, **sections):
     return p
 
 
-def test_stage_not_built_is_honest_and_leaves_no_run_dir(tmp_path, monkeypatch):
-    from pixelctl.stages import StageNotBuilt
+def test_a_stage_refusing_at_plan_leaves_no_run_dir(tmp_path, monkeypatch):
+    from pixelctl.errors import StageError
 
-    def not_built(loaded):
-        raise StageNotBuilt("rl", 5)
+    def refuse(loaded):
+        raise StageError("no data at data/rl.jsonl")
 
-    monkeypatch.setattr("pixelctl.stages.rl.plan", not_built)
+    monkeypatch.setattr("pixelctl.stages.rl.plan", refuse)
     res = invoke("rl", write_recipe(tmp_path))
-    assert res.exit_code == 2 and "not built yet (tracked in issue #5)" in res.output
+    assert res.exit_code == 1 and "pixelctl rl: no data at data/rl.jsonl" in res.output
     assert not (tmp_path / "runs").exists()
 
 

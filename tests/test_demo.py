@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from pixelctl.cli import app
+from pixelctl.cli.app import app
 from pixelctl.rundir import iter_jsonl
 
 pytestmark = pytest.mark.slow

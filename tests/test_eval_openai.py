@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from pixelctl.agent import Sampling
+from pixelctl.backends import BackendSpec
 from pixelctl.backends.openai_backend import OpenAIGenerator, to_openai_messages
 from pixelctl.evaluation.loaders import load_source
-from pixelctl.evaluation.runner import BackendSpec, run_eval
+from pixelctl.evaluation.runner import run_eval
 from pixelctl.prompt import format_tool_call
 from tests.helpers import eval_fixtures as fx
 from tests.helpers.fake_openai_server import fail_first

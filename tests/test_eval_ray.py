@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pixelctl.backends import BackendSpec
 from pixelctl.evaluation.loaders import load_source
-from pixelctl.evaluation.runner import BackendSpec, run_eval
+from pixelctl.evaluation.runner import run_eval
 from tests.helpers import eval_fixtures as fx
 from tests.test_eval_runner import SETTINGS
 

@@ -10,9 +10,10 @@ from PIL import Image
 
 from pixelctl import grading
 from pixelctl.agent import Generation, Query
+from pixelctl.evaluation.chunks import ProcessorClamp, RunSettings, chunks
 from pixelctl.evaluation.loaders import load_source
 from pixelctl.evaluation.metrics import summarize
-from pixelctl.evaluation.runner import ProcessorClamp, RunSettings, chunks, run_eval
+from pixelctl.evaluation.runner import run_eval
 from pixelctl.evaluation.table import rows
 from pixelctl.executor import ExecutorSettings, PixelBounds
 from pixelctl.prompt import format_tool_call

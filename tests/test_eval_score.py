@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelctl.evaluation.score_cli import ScoreInputError, rescore, score_command
+from pixelctl.cli.score import ScoreInputError, rescore, score_command
 from pixelctl.grading import paper_compat_score
 
 AUTHORS_LINES = [

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pixelctl.cli.launch import run_stage
 from pixelctl.config import load_recipe
-from pixelctl.evaluation.checkpoint import resolve_checkpoint
-from pixelctl.launch import run_stage
+from pixelctl.models.resolve import resolve_model
 from pixelctl.stages import eval as eval_stage
 from tests.helpers import eval_fixtures as fx
 
@@ -27,16 +27,15 @@ def test_checkpoint_resolution_order(tmp_path: Path) -> None:
     _model(run / "checkpoints" / "checkpoint-9")
     newest = _model(run / "checkpoints" / "checkpoint-12")
     (run / "checkpoints" / "checkpoint-30").mkdir()  # no config.json: an unfinished save
-    assert resolve_checkpoint(str(run), "unused") == str(newest)
+    assert resolve_model(str(run)) == str(newest)
     sft_model = _model(run / "model")
-    assert resolve_checkpoint(str(run), "unused") == str(sft_model)
+    assert resolve_model(str(run)) == str(sft_model)
     final = _model(run / "checkpoints" / "final")
-    assert resolve_checkpoint(str(run), "unused") == str(final)
-    assert resolve_checkpoint(None, str(final)) == str(final)
-    assert resolve_checkpoint(str(final), "unused") == str(final)
+    assert resolve_model(str(run)) == str(final)
+    assert resolve_model(str(final)) == str(final)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no model in it"):
-        resolve_checkpoint(str(tmp_path / "empty"), "unused")
+        resolve_model(str(tmp_path / "empty"))
 
 
 def test_plan_lists_sources_and_bounds(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_scores_records_official_extras_and_paper_compat():
 
 def test_pure_modules_import_no_heavy_dependencies():
     code = (
-        "import sys, pixelctl.rewards, pixelctl.grading, pixelctl.replay\n"
+        "import sys, pixelctl.rl.rewards, pixelctl.grading, pixelctl.rl.selection\n"
         "heavy = {'torch', 'math_verify', 'sympy', 'transformers', 'ray'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pixelctl.loss import policy_loss, token_mean
+from pixelctl.rl.loss import policy_loss, token_mean
 
 F64 = torch.float64
 

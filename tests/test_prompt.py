@@ -137,10 +137,11 @@ def test_observation_messages():
 
 @pytest.mark.slow  # transformers import
 def test_render_through_the_chat_template():
-    from pixelctl import tiny
+    from pixelctl.models import tiny
+    from pixelctl.models.qwen import chat_template
 
     tokenizer = tiny.build_tokenizer(vocab_size=300, corpus="hello world " * 50)
-    tokenizer.chat_template = tiny.CHAT_TEMPLATE_PATH.read_text(encoding="utf-8")
+    tokenizer.chat_template = chat_template()
     call = format_tool_call(
         "crop_image_normalized", {"bbox_2d": [0.1, 0.2, 0.3, 0.4], "target_image": 1}
     )

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from pixelctl.replay import SelectiveSampleReplay, filter_zero_signal, is_uniform
+from pixelctl.rl.selection import SelectiveSampleReplay, filter_zero_signal, is_uniform
 
 # chi-square critical values at p = 0.001 (df = 1, 3)
 CHI2_999 = {1: 10.828, 3: 16.266}

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pixelctl import reproduce
-from pixelctl.cli import app
+from pixelctl.cli import reproduce
+from pixelctl.cli.app import app
 from pixelctl.config import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pixelctl.rewards import (
+from pixelctl.rl.rewards import (
     Outcome,
     group_advantages,
     group_stats,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelctl.sft.records import load_records
+from pixelctl.sft.load import load_records
 from tests.test_sft_helpers import SETTINGS, self_correction, single_pass, text_only, write_jsonl
 
 FIX = (
@@ -41,7 +41,7 @@ def collate(processor, records, mask):
 
 def trained_runs(processor, out, row):
     """The decoded text of each maximal run of trained tokens."""
-    from pixelctl.sft.masks import trained_spans
+    from pixelctl.masks import trained_spans
 
     ids, labels = out["input_ids"][row], out["labels"][row]
     spans = trained_spans((labels != -100).tolist())

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from pixelctl.config import RecipeError, load_recipe
+from pixelctl.errors import StageError
 from pixelctl.sft import launch as gpu
-from pixelctl.stages import StageError
 from pixelctl.stages import sft as stage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pixelctl.sft.masks import (
+from pixelctl.masks import (
     ChatTokens,
     MaskError,
     label_mask,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pixelctl.config.openr1 import looks_like_open_r1, translate_open_r1
 from pixelctl.config.schema import Recipe
-from pixelctl.sft.openr1 import looks_like_open_r1, translate_open_r1
 
 # Open-R1's recipes/…/sft/config_demo.yaml shape (trl 0.18 era)
 DEMO = {

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pixelctl.sft.load import load_records
 from pixelctl.sft.records import (
     RecordError,
-    load_records,
     read_frozen,
     resolve_sources,
     skip_summary,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelctl.launch import run_stage
+from pixelctl.cli.launch import run_stage
 from tests.test_sft_helpers import (
     TINY_RECIPE_BOUNDS,
     self_correction,

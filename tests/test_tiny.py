@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pixelctl import models, tiny
-from pixelctl.models import BUILTIN_MODELS, build_once, builtin_model_dir, resolve_model
+from pixelctl.models import resolve as models
+from pixelctl.models import tiny
+from pixelctl.models.resolve import BUILTIN_MODELS, build_once, builtin_model_dir, resolve_model
 
 TOOL_BLOCK = (
     "You are a helpful assistant.\n\n# Tools\n\nYou may call one or more functions to assist "

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
+from pixelctl.cli.tool import app
 from pixelctl.prompt import format_tool_call
-from pixelctl.tool_cli import app
 
 runner = CliRunner()
 

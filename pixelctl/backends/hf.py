@@ -49,7 +49,7 @@ class HFGenerator:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from pixelctl.models import resolve_model
+        from pixelctl.models.resolve import resolve_model
 
         path = resolve_model(model_path) if model is None or processor is None else model_path
         self.device = torch.device(device)

@@ -35,7 +35,7 @@ class VLLMGenerator:
         from transformers import AutoProcessor
         from vllm import LLM
 
-        from pixelctl.models import resolve_model
+        from pixelctl.models.resolve import resolve_model
 
         path = resolve_model(model_path)
         mm_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}

@@ -107,7 +107,7 @@ def load_recipe(
 
 def _translate_open_r1(raw: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     """Accept an Open-R1-style flat SFT config (its `sft.py` recipes) by translating its keys."""
-    from pixelctl.sft.openr1 import looks_like_open_r1, translate_open_r1
+    from pixelctl.config.openr1 import looks_like_open_r1, translate_open_r1
 
     if not looks_like_open_r1(raw):
         return raw, []

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
-from pixelctl.evaluation.runner import BackendSpec, RunSettings, evaluate_chunk, make_generator
+from pixelctl.backends import BackendSpec, make_generator
+from pixelctl.evaluation.chunks import RunSettings, evaluate_chunk
 
 
 class _Worker:

@@ -3,7 +3,7 @@
 TRL's `DataCollatorForVisionLanguageModeling` applies the chat template, runs the processor on
 the images (and video frames) on the fly and pads. Its own `assistant_only_loss` needs
 transformers ≥ 5.18 on image data and cannot select turns, so we ask it for plain labels and
-overwrite them with `pixelctl.sft.masks.label_mask`: only the selected assistant turns train.
+overwrite them with `pixelctl.masks.label_mask`: only the selected assistant turns train.
 
 Images are loaded here, each fitted to the executor's train bounds for its kind (input, crop,
 frame, video frame), so SFT sees exactly the resolutions the executor produces in RL rollouts.
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-from pixelctl.sft.masks import MaskMode, chat_tokens, label_mask, trained_turns
+from pixelctl.masks import MaskMode, chat_tokens, label_mask, trained_turns
 from pixelctl.sft.records import Record
 from pixelctl.sft.validate import bounds_for
 
@@ -56,7 +56,7 @@ def load_visuals(record: Record, settings: Any) -> tuple[list[dict], list[Any]]:
 
 @dataclass
 class PixelCollator(DataCollatorForVisionLanguageModeling):
-    """Collates `Record.to_row()` rows; labels follow `mask` (see pixelctl.sft.masks)."""
+    """Collates `Record.to_row()` rows; labels follow `mask` (see pixelctl.masks)."""
 
     mask: MaskMode = "last_two_assistant"
     settings: Any = None  # pixelctl.executor.ExecutorSettings with the train bounds

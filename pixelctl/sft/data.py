@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pixelctl.sft.records import LoadResult, Record, Skipped, load_records
+from pixelctl.sft.load import load_records
+from pixelctl.sft.records import LoadResult, Record, Skipped
 
 MERGE = 28  # Qwen2.5-VL: 14-px patches merged 2x2 → one token per 28x28 px
 
@@ -29,7 +30,7 @@ def load_processor(recipe: Any, path: str | None = None) -> Any:
     """The model's processor, with the train preset's processor clamp applied when it sets one."""
     from transformers import AutoProcessor
 
-    from pixelctl.models import resolve_model
+    from pixelctl.models.resolve import resolve_model
 
     processor = AutoProcessor.from_pretrained(path or resolve_model(recipe.model.name_or_path))
     bounds = recipe.executor.bounds.train

@@ -6,8 +6,8 @@ record file's folder). Synth adds `id`, `kind`, `error_turns` and `answer`; the 
 has `message_list` only. `sft.data` entries are record files (`.jsonl`, or `.json` holding a
 list) or folders holding `sft.jsonl` (a synth run directory, or its `-latest` link).
 
-Nothing is dropped silently: every record that fails a check (see `pixelctl.sft.validate`)
-becomes a `Skipped` entry naming its file, line and reason, and the stage prints and saves them.
+Nothing is dropped silently: every record that fails a check (`pixelctl.sft.validate`, run by
+`pixelctl.sft.load`) becomes a `Skipped` entry naming its file, line and reason, and the stage prints and saves them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pixelctl.sft.masks import MaskMode, trained_turns
 
 
 class RecordError(Exception):
@@ -125,47 +123,6 @@ def iter_raw(path: Path) -> Iterator[tuple[int, Any]]:
                 yield n, json.loads(line)
             except json.JSONDecodeError as exc:
                 yield n, exc
-
-
-def load_records(
-    data: Sequence[str | Path],
-    settings: Any,
-    mask: MaskMode = "last_two_assistant",
-    workers: int = 8,
-) -> LoadResult:
-    """Read every source, validate every record against `settings` (the executor's).
-
-    Validation decodes every image, so records are checked on a thread pool (Pillow releases
-    the GIL while decoding); results keep the file order.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    files = resolve_sources(data)
-    items = [(path, line, raw) for path in files for line, raw in iter_raw(path)]
-    records: list[Record] = []
-    skipped: list[Skipped] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        checked = pool.map(lambda item: _check(*item, settings, mask), items)
-        for outcome in checked:
-            (records if isinstance(outcome, Record) else skipped).append(outcome)
-    return LoadResult(records, skipped, files)
-
-
-def _check(path: Path, line: int, raw: Any, settings: Any, mask: MaskMode) -> Record | Skipped:
-    from pixelctl.sft.validate import validate_record  # the checks need Pillow and the executor
-
-    if isinstance(raw, Exception):
-        return Skipped(str(path), line, None, f"not valid JSON ({raw})")
-    rid = raw.get("id") if isinstance(raw, dict) else None
-    rid = str(rid) if rid is not None else None
-    result = validate_record(raw, path.parent, settings)
-    if isinstance(result, str):
-        return Skipped(str(path), line, rid, result)
-    result.id = rid or f"{path.stem}-{line}"
-    result.source = f"{path}:{line}"
-    if not trained_turns(result.roles, mask, result.error_turns):
-        return Skipped(str(path), line, rid, f"no assistant turn is trained under sft.mask={mask}")
-    return result
 
 
 def write_skipped(skipped: Sequence[Skipped], path: Path) -> None:

@@ -91,7 +91,7 @@ def load_model(recipe: Any, device: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pixelctl.models import resolve_model
+    from pixelctl.models.resolve import resolve_model
     from pixelctl.sft.data import load_processor
 
     path = resolve_model(recipe.model.name_or_path)

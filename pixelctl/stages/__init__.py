@@ -1,26 +1,24 @@
-"""The four stages. Each module offers `plan(loaded) -> str` (what a run would do, for
---dry-run) and `run(loaded, run_dir) -> None`; the CLI opens the run directory around it."""
+"""The four stages. Each module satisfies `Stage`: `plan(loaded) -> str` (what a run would do,
+for --dry-run) and `run(loaded, run_dir) -> None`; the command layer opens the run directory
+around it, after `preflight(loaded)` (a refusal that needs no run directory)."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import Any, Protocol, cast, runtime_checkable
 
 
-class StageNotBuilt(RuntimeError):
-    """A stage whose engine has not landed yet: said plainly, never faked."""
+@runtime_checkable
+class Stage(Protocol):
+    """The contract between the command layer and one stage module."""
 
-    def __init__(self, stage: str, issue: int):
-        super().__init__(
-            f"`pixelctl {stage}` is not built yet (tracked in issue #{issue}). The recipe is "
-            f"valid; `pixelctl validate RECIPE --stage {stage}` shows what it would run."
-        )
-        self.stage = stage
+    def plan(self, loaded: Any) -> str: ...
 
+    def preflight(self, loaded: Any) -> None:
+        """Refuse before any file is written (e.g. no GPU for a cluster engine)."""
 
-def stage_module(stage: str) -> ModuleType:
-    return importlib.import_module(f"pixelctl.stages.{stage}")
+    def run(self, loaded: Any, run_dir: Any) -> None: ...
 
 
-class StageError(RuntimeError):
-    """Bad input a stage found (data, paths, hardware): shown as a message, not a traceback."""
+def stage_module(stage: str) -> Stage:
+    return cast(Stage, importlib.import_module(f"pixelctl.stages.{stage}"))

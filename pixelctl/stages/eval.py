@@ -37,18 +37,19 @@ def _device(loaded: LoadedRecipe) -> str:
 
 
 def _model(loaded: LoadedRecipe) -> str:
-    from pixelctl.evaluation.checkpoint import resolve_checkpoint
+    from pixelctl.models.resolve import resolve_model
 
     r = loaded.recipe
     try:
-        return resolve_checkpoint(r.eval.checkpoint, r.model.name_or_path)
+        return resolve_model(r.eval.checkpoint or r.model.name_or_path)
     except ValueError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
 
 
 def settings_for(loaded: LoadedRecipe, model_path: str, device: str) -> tuple[Any, Any]:
     """(RunSettings, BackendSpec) from the recipe: the one bridge from config to the loop."""
-    from pixelctl.evaluation.runner import BackendSpec, RunSettings
+    from pixelctl.backends import BackendSpec
+    from pixelctl.evaluation.chunks import RunSettings
 
     r, ev = loaded.recipe, loaded.recipe.eval
     bounds = r.executor.bounds.eval
@@ -116,6 +117,10 @@ def _load(loaded: LoadedRecipe) -> list:
     except LoaderError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
     return queries
+
+
+def preflight(loaded: LoadedRecipe) -> None:
+    """Nothing to refuse before the run directory: the plan already checked the inputs."""
 
 
 def run(loaded: LoadedRecipe, run: RunDir) -> None:

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from pixelctl.config import LoadedRecipe
+from pixelctl.errors import StageError
 from pixelctl.rundir import RunDir
-from pixelctl.stages import StageError
 
 
 def _openrlhf():
@@ -71,7 +71,7 @@ def run(loaded: LoadedRecipe, run_dir: RunDir) -> None:
     import json
 
     from pixelctl.engines.local.loop import train
-    from pixelctl.models import resolve_model
+    from pixelctl.models.resolve import resolve_model
 
     console = Console()
     data = _data(loaded)

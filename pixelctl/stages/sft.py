@@ -14,10 +14,10 @@ import subprocess
 from rich.console import Console
 
 from pixelctl.config import LoadedRecipe, RecipeError
+from pixelctl.errors import StageError
 from pixelctl.rundir import RunDir
 from pixelctl.sft import launch as gpu
 from pixelctl.sft.records import FROZEN_FILE, RecordError, resolve_sources
-from pixelctl.stages import StageError
 
 
 def _source(loaded: LoadedRecipe) -> str:
@@ -53,6 +53,10 @@ def plan(loaded: LoadedRecipe) -> str:
         cmd = gpu.render_command(gpu.launch_command(r, "<RUN_DIR>"))
         lines.append(f"  launch (ZeRO-{sft.zero_stage}, {r.launch.sft.nodes} node(s)): {cmd}")
     return "\n".join(lines)
+
+
+def preflight(loaded: LoadedRecipe) -> None:
+    """Nothing to refuse before the run directory: the plan already checked the inputs."""
 
 
 def run(loaded: LoadedRecipe, run: RunDir) -> None:

@@ -59,6 +59,10 @@ def plan(loaded: LoadedRecipe) -> str:
     return "\n".join(lines)
 
 
+def preflight(loaded: LoadedRecipe) -> None:
+    """Nothing to refuse before the run directory: the plan already checked the inputs."""
+
+
 def run(loaded: LoadedRecipe, run: RunDir) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -2,7 +2,7 @@
 
 Their conversations carry tool calls only as `<tool_call>` text, so boxes come from parsing the
 assistant turns, and a call counts as failed when the next observation is an Execution error.
-SFT turns are marked with what the run's loss mask trains (`pixelctl.sft.masks`).
+SFT turns are marked with what the run's loss mask trains (`pixelctl.masks`).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _unfrozen(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mark_trained(t: Trajectory, mask: str, error_turns: list[Any]) -> None:
-    from pixelctl.sft.masks import trained_turns
+    from pixelctl.masks import trained_turns
 
     try:
         trained = set(trained_turns([turn.role for turn in t.turns], mask, error_turns))  # type: ignore[arg-type]

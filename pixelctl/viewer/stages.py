@@ -1,7 +1,7 @@
 """One collector per stage: which files a stage run holds and what of them goes on the page.
 
 RL: curves from `metrics.jsonl`, the latest `samples/round-*.jsonl` with each rollout's reward
-split recomputed from its recorded fields by `pixelctl.rewards.shape_group` (the same function
+split recomputed from its recorded fields by `pixelctl.rl.rewards.shape_group` (the same function
 training used, so the split adds up to the logged reward, which is checked). Eval: `metrics.json`
 as a table, `samples.jsonl` per benchmark with failures first. SFT: loss curves and frozen
 `records.jsonl` conversations with the turns the loss mask trains. Synth: `stats.json` tables
@@ -115,7 +115,7 @@ def reward_splits(
     Recomputed over the group with the run's reward settings; if the sum disagrees with the
     logged reward (older runs, other engines) only the logged numbers are shown.
     """
-    from pixelctl.rewards import shape_group
+    from pixelctl.rl.rewards import shape_group
 
     logged = [{"reward": r.get("reward"), "advantage": r.get("advantage")} for r in records]
     views = []

@@ -6,7 +6,7 @@ Each round, exactly as it runs:
   2. roll out `rollout.n_samples` trajectories per query with the shared agent (temperature 1.0,
      top-p 0.95; the reference's lower temperature after a tool call when configured);
   3. grade each with the reference matcher in training mode (1, 0, −1 unparsable), shape the
-     rewards of each query's group (`pixelctl.rewards`, paper or reference mode) and centre
+     rewards of each query's group (`pixelctl.rl.rewards`, paper or reference mode) and centre
      them per group (std division optional);
   4. drop zero-signal groups and refill (if enabled), then Selective Sample Replay draws the
      round's training set from this round's non-zero-advantage trajectories and the buffer;
@@ -36,10 +36,10 @@ from pixelctl.engines.local.policy import Policy
 from pixelctl.engines.local.samples import save_samples
 from pixelctl.engines.local.store import TrajectoryStore
 from pixelctl.grading import paper_compat_score
-from pixelctl.loss import policy_loss
 from pixelctl.queries import QuerySet
-from pixelctl.replay import SelectiveSampleReplay, filter_zero_signal
-from pixelctl.rewards import group_advantages, shape_group
+from pixelctl.rl.loss import policy_loss
+from pixelctl.rl.rewards import group_advantages, shape_group
+from pixelctl.rl.selection import SelectiveSampleReplay, filter_zero_signal
 from pixelctl.rundir import RunDir
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from pixelctl.backends.hf import HFGenerator
-from pixelctl.sft.masks import chat_tokens, label_mask
+from pixelctl.masks import chat_tokens, label_mask
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -44,10 +44,10 @@ def max_images_per_prompt(max_images: int) -> int:
 def _template() -> Any:
     import jinja2
 
-    from pixelctl.tiny import CHAT_TEMPLATE_PATH
+    from pixelctl.models.qwen import chat_template
 
     env = jinja2.Environment(keep_trailing_newline=True)
-    return env.from_string(CHAT_TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return env.from_string(chat_template())
 
 
 def render_prompt(query: Query, mode: str = "vcot") -> str:

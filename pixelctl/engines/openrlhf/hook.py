@@ -7,15 +7,15 @@ is absent, so a patched OpenRLHF still runs other projects unchanged.
 1. `shape_group_rewards(experiences)` — in `SamplesGenerator._generate_vllm`, on the
    experiences of one prompt (its whole group, right after they are built). It rebuilds each
    rollout's outcome from the agent's `extra_logs` (`pixelctl/correct`, `n_calls`, `is_video`,
-   `final_error`), shapes the group with `pixelctl.rewards.shape_group`, and writes the shaped
+   `final_error`), shapes the group with `pixelctl.rl.rewards.shape_group`, and writes the shaped
    reward into `rewards` and `info["reward"]`. `scores` stays accuracy, so dynamic filtering
    and eval keep reading accuracy. RaPR, curiosity and penalty go into `info` (logged).
 2. `replay_training_batch(trainer, experiences)` — in `BasePPOTrainer.train_step`, after the
    advantages exist and the rollout stats are taken, before the samples go to the actors.
    With `rl.replay.ssr` it returns as many samples as it got, chosen by
-   `pixelctl.replay.SelectiveSampleReplay` (one round = one `select`, the buffer kept on the
+   `pixelctl.rl.selection.SelectiveSampleReplay` (one round = one `select`, the buffer kept on the
    trainer across rounds); with only `zero_signal_filter` it drops uniform groups and refills
-   by repetition (`pixelctl.replay.filter_zero_signal`). The sample count is unchanged, so
+   by repetition (`pixelctl.rl.selection.filter_zero_signal`). The sample count is unchanged, so
    OpenRLHF's step count and data-parallel split are too.
 """
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelctl.engines.openrlhf.job import REPLAY_ENV, REWARD_ENV
-from pixelctl.replay import SelectiveSampleReplay, filter_zero_signal, is_uniform
-from pixelctl.rewards import shape_group
+from pixelctl.rl.rewards import shape_group
+from pixelctl.rl.selection import SelectiveSampleReplay, filter_zero_signal, is_uniform
 
 LOG = "pixelctl/"
 _OUTCOME_KEYS = ("correct", "n_calls", "is_video", "final_error")

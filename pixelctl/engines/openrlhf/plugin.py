@@ -214,7 +214,7 @@ class _Snapshot:
 
 def _base_reward(correct: float, outcome: _Snapshot, mode: str) -> float:
     """The accuracy term of the recipe's reward (alpha = beta = 0: no group terms here)."""
-    from pixelctl.rewards import shaped_rewards
+    from pixelctl.rl.rewards import shaped_rewards
 
     one = {
         "correct": correct,

@@ -28,8 +28,8 @@ from pixelctl.engines.openrlhf.job import (
     runtime_env,
     submit_argv,
 )
+from pixelctl.errors import StageError
 from pixelctl.rundir import RunDir
-from pixelctl.stages import StageError
 
 ALTERNATIVES = (
     "run `pixelctl rl RECIPE rl.engine=local` (single machine, CPU or one GPU), launch from a "
@@ -73,7 +73,7 @@ def plan(loaded: LoadedRecipe) -> str:
 
 def _model(loaded: LoadedRecipe, *, strict: bool) -> tuple[str, str]:
     """The starting checkpoint as an absolute folder when it exists here, else as written."""
-    from pixelctl.models import BUILTIN_PREFIX, resolve_model
+    from pixelctl.models.resolve import BUILTIN_PREFIX, resolve_model
 
     r = loaded.recipe
     name = r.rl.init_from or r.model.name_or_path

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from pixelctl import __version__
+from pixelctl.cli.tool import app as tool_app
 from pixelctl.config import STAGES, LoadedRecipe, RecipeError, load_recipe
-from pixelctl.tool_cli import app as tool_app
 
 
 def _examples(*lines: str) -> str:
@@ -92,8 +92,8 @@ def validate(
     ] = False,
 ) -> None:
     """Check a recipe: every error at once, what it changes from the defaults, derived numbers."""
+    from pixelctl.cli.views import show_validation
     from pixelctl.config.derived import derive
-    from pixelctl.validate_view import show_validation
 
     if stage is not None and stage not in STAGES:
         raise _fail(f"--stage {stage!r}: choose one of {', '.join(STAGES)}")
@@ -114,8 +114,8 @@ def env(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Versions, devices and whether the pinned stack is installed (paste it into bug reports)."""
+    from pixelctl.cli.views import show_env
     from pixelctl.envinfo import devices, git_state, pin_status
-    from pixelctl.validate_view import show_env
 
     if stack not in ("cpu", "gpu"):
         raise _fail(f"--stack {stack!r}: choose cpu or gpu")
@@ -154,7 +154,7 @@ def score(
     ] = False,
 ) -> None:
     """Re-score predictions: the official metric (accuracy or ANLS) and the paper-compat score."""
-    from pixelctl.evaluation.score_cli import score_command
+    from pixelctl.cli.score import score_command
 
     raise typer.Exit(score_command(path, benchmark, as_json))
 
@@ -193,14 +193,14 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where the demo directory is created.")] = Path("runs"),
 ) -> None:
     """The whole pipeline on the tiny model: synth → sft → rl → eval, with a summary table."""
-    from pixelctl.demo import SIZES, run_demo
-    from pixelctl.stages import StageError, StageNotBuilt
+    from pixelctl.cli.demo import SIZES, run_demo
+    from pixelctl.errors import StageError
 
     if size not in SIZES:
         raise _fail(f"--size {size!r}: choose one of {', '.join(SIZES)}")
     try:
         run_demo(out, size)
-    except (RecipeError, StageError, StageNotBuilt) as exc:
+    except (RecipeError, StageError) as exc:
         raise _fail(f"pixelctl demo: {exc}", code=1) from None
 
 
@@ -223,9 +223,9 @@ def reproduce(
     ] = None,
 ) -> None:
     """The paper's pipeline (sft → rl → eval) on a GPU cluster; without GPUs, the plan."""
-    from pixelctl.launch import execute
-    from pixelctl.reproduce import fetch_datasets, has_gpus, plan
-    from pixelctl.stages import StageError
+    from pixelctl.cli.launch import execute
+    from pixelctl.cli.reproduce import fetch_datasets, has_gpus, plan
+    from pixelctl.errors import StageError
 
     loaded = _load(str(recipe), list(overrides or []))
     typer.echo(plan(loaded))
@@ -260,8 +260,8 @@ _STAGE_HELP = {
 def _sft_inspect(recipe: str | None, overrides: list[str], n: int) -> None:
     from rich.console import Console
 
+    from pixelctl.errors import StageError
     from pixelctl.sft.inspect import inspect
-    from pixelctl.stages import StageError
 
     loaded = _load(recipe, overrides)
     try:
@@ -288,7 +288,7 @@ def _stage_command(stage: str):
             hidden=stage != "sft",
         ),
     ) -> None:
-        from pixelctl.launch import run_stage
+        from pixelctl.cli.launch import run_stage
 
         recipe_path, ovs = _split_args(recipe, overrides)
         if inspect is not None:

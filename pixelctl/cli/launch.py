@@ -14,8 +14,9 @@ import typer
 
 from pixelctl.config import LoadedRecipe, RecipeError, load_recipe
 from pixelctl.config.report import flatten
+from pixelctl.errors import StageError
 from pixelctl.rundir import RunDir, RunDirError, running
-from pixelctl.stages import StageError, StageNotBuilt, stage_module
+from pixelctl.stages import stage_module
 
 
 def _err(msg: str, code: int = 2) -> int:
@@ -56,8 +57,7 @@ def execute(
     """Plan, open (or reuse) the run directory, run the stage; errors propagate."""
     module = stage_module(stage)
     plan = module.plan(loaded)  # cheap, and fails before a run directory exists
-    if hasattr(module, "preflight"):  # e.g. no GPU for a cluster engine: refuse before any file
-        module.preflight(loaded)
+    module.preflight(loaded)  # e.g. no GPU for a cluster engine: refuse before any file
     if run is None:
         run = RunDir.create(
             loaded.recipe.launch.runs_root,
@@ -83,7 +83,7 @@ def run_stage(
     resume: Path | None,
     tag: str | None,
 ) -> int:
-    """Returns the process exit code: 0 ok, 1 the stage failed, 2 bad input or not built."""
+    """Returns the process exit code: 0 ok, 1 the stage failed, 2 bad input."""
     try:
         if resume is not None:
             loaded, run = resolve_for_resume(stage, resume, recipe, overrides)
@@ -95,7 +95,7 @@ def run_stage(
             typer.echo(stage_module(stage).plan(loaded))
             return 0
         execute(stage, loaded, run=run, tag=tag, argv=sys.argv)
-    except (RecipeError, RunDirError, StageNotBuilt) as exc:
+    except (RecipeError, RunDirError) as exc:
         return _err(str(exc))
     except StageError as exc:
         return _err(f"pixelctl {stage}: {exc}", code=1)

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pixelctl.tiny import BUILD_INFO_FILE, TINY_BUILD_VERSION
+from pixelctl.models.tiny import BUILD_INFO_FILE, TINY_BUILD_VERSION
 
 BUILTIN_PREFIX = "builtin:"
 _NUMBER = re.compile(r"(\d+)$")
@@ -83,7 +83,7 @@ def run_checkpoint(run_dir: Path) -> Path:
 
 
 def _builder(name: str) -> Callable[[Path], object]:
-    from pixelctl import tiny  # looked up at call time so tests can substitute the builder
+    from pixelctl.models import tiny  # looked up at call time so tests can substitute the builder
 
     return {"tiny-qwen2.5-vl": tiny.build_tiny_model}[name]
 

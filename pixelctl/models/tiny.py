@@ -4,19 +4,19 @@ Tests, demos and CPU smoke runs need a model with the exact Qwen2.5-VL interface
 `Qwen2_5_VLForConditionalGeneration`, `Qwen2_5_VLProcessor`, chat format and special tokens)
 but without hub access or gigabytes of weights. `build_tiny_model` makes one:
 
-1. a byte-level BPE tokenizer trained on `data/tokenizer_corpus.txt` (prompt wording, tool
+1. a byte-level BPE tokenizer trained on `assets/tiny_tokenizer_corpus.txt` (prompt wording, tool
    calls, numbers, colours, shapes), with Qwen's pre-tokenizer split, Qwen's special-token
    strings, and `<tool_call>`/`</tool_call>` as added tokens that are not special (so
    `decode(skip_special_tokens=True)` keeps them, as Qwen does). Unlike Qwen it has no NFC
    normalizer, so every string round-trips through encode→decode exactly;
 2. a `Qwen2_5_VLProcessor` (image + video processors) with small pixel bounds, and the
-   Qwen2.5-VL-Instruct chat template from `data/chat_template.jinja`;
+   Qwen2.5-VL-Instruct chat template (`pixelctl.models.qwen`);
 3. a `Qwen2_5_VLConfig` (text: hidden 64, 2 layers, 4 heads / 2 kv heads; vision: depth 1,
    hidden 32) with random weights drawn under `torch.manual_seed(seed)`;
 
 all written with `save_pretrained`, so `from_pretrained(out_dir)` works like a hub folder.
 Same seed → byte-identical files. Bump `TINY_BUILD_VERSION` whenever the output changes, so
-cached builds (see `pixelctl.models`) are rebuilt.
+cached builds (see `pixelctl.models.resolve`) are rebuilt.
 
 Heavy imports (torch, transformers, tokenizers) happen inside the functions.
 """
@@ -28,24 +28,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-TINY_BUILD_VERSION = "1"
-DATA_DIR = Path(__file__).parent / "data"
-CORPUS_PATH = DATA_DIR / "tokenizer_corpus.txt"
-CHAT_TEMPLATE_PATH = DATA_DIR / "chat_template.jinja"
-BUILD_INFO_FILE = "pixelctl_tiny.json"  # written last: its presence marks a complete build
-
-# Qwen2.5-VL's special-token strings, in Qwen's order.
-SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
+from pixelctl.models.qwen import (
+    ASSETS,
+    PIXEL_UNIT,
+    SPECIAL_TOKENS,
+    TOOL_TOKENS,
+    chat_template,
 )
-# Added but not special: the tool-call markers must survive skip_special_tokens=True.
-TOOL_TOKENS = ("<tool_call>", "</tool_call>")
+
+TINY_BUILD_VERSION = "1"
+CORPUS_PATH = ASSETS / "tiny_tokenizer_corpus.txt"
+BUILD_INFO_FILE = "pixelctl_tiny.json"  # written last: its presence marks a complete build
 
 # Qwen2's pre-tokenizer split: contractions, letter runs, single digits, punctuation runs,
 # newlines, spaces. Digits stay single so numbers never merge into odd chunks.
@@ -53,9 +46,6 @@ QWEN_SPLIT_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-
-# The vision tower works in 28x28 px units (patch 14, spatial merge 2).
-PIXEL_UNIT = 28 * 28
 
 
 @dataclass(frozen=True)
@@ -108,7 +98,7 @@ def build_tiny_model(
     model.generation_config = build_generation_config(tokenizer)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    info = {"builder": "pixelctl.tiny", "build_version": TINY_BUILD_VERSION, **asdict(args)}
+    info = {"builder": "pixelctl.models.tiny", "build_version": TINY_BUILD_VERSION, **asdict(args)}
     (out_dir / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return out_dir
 
@@ -164,7 +154,7 @@ def build_processor(tokenizer: Any, args: TinyBuildArgs) -> Any:
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
-        chat_template=CHAT_TEMPLATE_PATH.read_text(encoding="utf-8"),
+        chat_template=chat_template(),
     )
 
 

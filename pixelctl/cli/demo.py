@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pixelctl.cli.launch import execute
 from pixelctl.config import load_recipe
-from pixelctl.launch import execute
 from pixelctl.rundir import RunDir, iter_jsonl, running
 from pixelctl.viewer import write_report
 
