@@ -81,6 +81,29 @@ class CallRecord:
     n_images: int
     crop_box: tuple[int, int, int, int] | None = None
     target: int | None = None
+    # executed, but its images would pass `max_images`: nothing returned, the rollout stopped
+    dropped: bool = False
+
+
+def final_error_of(calls: Sequence[Any]) -> bool:
+    """The reference's unfixed-failure flag over a finished rollout's calls (SPEC §4).
+
+    The reference (experience_maker.py at a3a6c3a) remembers whether the last *executed*
+    operation failed and sets the flag as `finish_flag and temp_error_flags` when the rollout
+    finishes, however it finishes: an answer, a 5th call refused unexecuted, the token budget,
+    the image count. Calls refused by a limit do not execute, so they do not reset the memory; a
+    call whose result was dropped for the image cap did execute successfully, so it clears it.
+    `calls` are `CallRecord`s or their dicts (eval's `samples.jsonl`).
+    """
+
+    def get(call: Any, key: str, default: Any = False) -> Any:
+        return call.get(key, default) if isinstance(call, dict) else getattr(call, key, default)
+
+    executed = [c for c in calls if get(c, "executed", True)]
+    if not executed:
+        return False
+    last = executed[-1]
+    return not get(last, "ok") and not get(last, "dropped")
 
 
 @dataclass
@@ -111,8 +134,8 @@ class Outcome:
 
     @property
     def final_error(self) -> bool:
-        """The last call failed and the model answered without fixing it (SPEC §4, reference)."""
-        return bool(self.calls) and not self.calls[-1].ok and self.stop_reason == "answer"
+        """The last executed operation failed and was never fixed (see `final_error_of`)."""
+        return final_error_of(self.calls)
 
     @property
     def response(self) -> str:
@@ -170,6 +193,11 @@ class Rollout:
     def sampling(self) -> Sampling:
         return self.plan.for_turn(after_tool=bool(self.calls))
 
+    @property
+    def final_error(self) -> bool:
+        """The reference's flag if the rollout ended now (truncated rollouts included)."""
+        return final_error_of(self.calls)
+
     def observe(
         self, text: str, *, prompt_tokens: int = 0, completion_tokens: int = 0
     ) -> Observation | None:
@@ -209,18 +237,20 @@ class Rollout:
 
     def _record(self, obs: Observation | None, operations_before: int) -> Observation | None:
         assert obs is not None  # the turn ends with a call, so the session answers
+        executed = self.session.counters.operations > operations_before
         self.calls.append(
             CallRecord(
                 turn=len(self.turns),
                 name=obs.name,
                 arguments=obs.arguments,
                 # a call refused by a limit is not an operation (SPEC §2: it still counts as a call)
-                executed=self.session.counters.operations > operations_before,
+                executed=executed,
                 ok=obs.ok,
                 error=obs.error,
                 n_images=len(obs.images),
                 crop_box=obs.crop_box,
                 target=obs.target,
+                dropped=executed and obs.stop,
             )
         )
         if obs.stop:

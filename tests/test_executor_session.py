@@ -83,7 +83,11 @@ def test_chained_crop_targets_the_returned_image():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (COMPAT, "Incorrect `target_image`. You can only select previous images within [1,2]"),
+        (
+            COMPAT,
+            "Execution Error: Incorrect `target_image` argument in `crop_image_normalized` "
+            "operation. You can only pick an image within [1,2]",
+        ),
         (
             STRICT,
             "`target_image` must be an integer from 1 to 2 (1 is the original image, higher "
@@ -113,9 +117,12 @@ def test_target_image_must_be_an_integer(target, settings):
 def test_select_frames_on_an_image():
     compat = error_of(Session(images=[gradient(300, 300)]).execute(frames(1)))
     assert compat == (
-        "You attempted to select frames from an **image**, but this operation is only desgined "
-        "for analyzing videos. Think again."
+        "Execution Error: You attempted to `select_frames` from **image** not **video**. You "
+        "should use `crop_image_normalized` instead for inspecting **image**."
     )
+    # the reference refuses before reading the arguments
+    bare = Session(images=[gradient(300, 300)]).execute(ToolCall("select_frames", {}))
+    assert error_of(bare) == compat
     strict = error_of(Session(images=[gradient(300, 300)], settings=STRICT).execute(frames(1)))
     assert "only on a video" in strict and "`target_image` from 1 to 1" in strict
 
@@ -143,25 +150,46 @@ def test_rgba_input_is_composited_on_white():
 
 # --- video ----------------------------------------------------------------------------------------
 def test_compat_video_numbering_follows_the_reference():
-    session = Session(video=video())
+    session = Session(video=video(), settings=ExecutorSettings(max_operations=8))
     # Before anything was returned, target_image is a video frame.
     first = session.execute(crop([0.0, 0.0, 0.99, 0.99], target=3))
     assert first.images[0].getpixel((5, 5)) == (30, 0, 0)
     got = session.execute(frames(2, 5))
-    # [video] + 1 returned image -> the new frames are numbered 2 to 3 ...
+    # [video, crop] -> the new frames are announced as 2 to 3 ...
     assert got.text == "\nHere are the selected frames (Frame Size: 56x56, Numbered 2 to 3):"
     assert [im.getpixel((0, 0)) for im in got.images] == [(20, 0, 0), (50, 0, 0)]
-    # ... and target_image now counts the returned images only: 2 is frame 2.
-    again = session.execute(crop([0.0, 0.0, 0.99, 0.99], target=2))
+    # ... and target_image indexes [video, crop, frame 2, frame 5]: 3 is frame 2, 4 frame 5.
+    again = session.execute(crop([0.0, 0.0, 0.99, 0.99], target=3))
     assert again.images[0].getpixel((5, 5)) == (20, 0, 0)
-    assert error_of(session.execute(crop([0.1, 0.1, 0.9, 0.9], target=5))) == (
-        "Incorrect `target_image`. You can only select a previous frame within [1,4]"
+    fifth = session.execute(crop([0.0, 0.0, 0.99, 0.99], target=4))
+    assert fifth.images[0].getpixel((5, 5)) == (50, 0, 0)
+    assert error_of(session.execute(crop([0.1, 0.1, 0.9, 0.9], target=1))) == (
+        "Execution Error: Incorrect `target_image` argument in `crop_image_normalized` operation. "
+        "You can only pick an image within range [2,6], but the current argument `target_image=1`."
     )
+    # past the end the reference crashes (IndexError): the clear message
+    assert error_of(session.execute(crop([0.1, 0.1, 0.9, 0.9], target=7))) == (
+        "`target_image` must be an integer from 2 to 6 (1 is the video; 2 on are the images "
+        "returned so far); got 7."
+    )
+
+
+def test_issue_example_select_then_crop():
+    session = Session(video=video())
+    got = session.execute(frames(2, 5))
+    assert got.text.endswith("Numbered 1 to 2):")
+    assert "range [2,3]" in error_of(session.execute(crop([0.0, 0.0, 0.99, 0.99], target=1)))
+    two = session.execute(crop([0.0, 0.0, 0.99, 0.99], target=2))
+    three = session.execute(crop([0.0, 0.0, 0.99, 0.99], target=3))
+    assert two.images[0].getpixel((5, 5)) == (20, 0, 0)
+    assert three.images[0].getpixel((5, 5)) == (50, 0, 0)
 
 
 def test_compat_video_target_before_any_return():
     assert error_of(Session(video=video()).execute(crop([0.1, 0.1, 0.9, 0.9], target=17))) == (
-        "Incorrect `target_image`. You can only select frames in the given video within [1,16]"
+        "Execution Error: Incorrect `target_image` argument in `crop_image_normalized` operation. "
+        "You can only pick an image **from** the video within [1,16], but the current argument "
+        "`target_image=17`."
     )
     assert error_of(Session(video=video()).execute(crop([0.1, 0.1, 0.9, 0.9], target="2"))) == (
         '`target_image` must be an integer from 1 to 16 (the video frames); got "2".'
@@ -185,19 +213,21 @@ def test_strict_video_numbers_frames_then_returned_images():
     [
         (
             list(range(1, 10)),
-            "You have selected 9 frames in total. Think again which frames you need to check in "
-            "details (no more than 8 frames)",
+            "Execution Error: You have selected 9 frames in total. Think again which frames you "
+            "need to check in details (no more than 8 frames)",
             "You selected 9 frames; select at most 8 frames per call.",
         ),
         (
             [3, 17],
-            "There are 16 frames numbered in range [1,16]. Your selection is out of range.",
+            "Execution Error: There are 16 frames numbered in range [1,16]. Your selection "
+            "`target_frames=[3, 17]` is out of range.",
             "`target_frames` must be a non-empty list of integers from 1 to 16 (the video has 16 "
             "frames); got [3, 17].",
         ),
         (
             [0],
-            "There are 16 frames numbered in range [1,16]. Your selection is out of range.",
+            "Execution Error: There are 16 frames numbered in range [1,16]. Your selection "
+            "`target_frames=[0]` is out of range.",
             None,
         ),
         ([], None, None),

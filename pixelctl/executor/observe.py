@@ -1,9 +1,9 @@
 """Observation strings (SPEC §2) and the error messages the model reads.
 
 The three observation formats are an interface: the released checkpoints were trained on them.
-Error messages come in two flavours. `compat` keeps the reference's own wording wherever the
-reference wrote a message on purpose (crop too small, index ranges, frame count, image-vs-video),
-so a checkpoint sees what it saw in training. Where the reference leaked a Python exception
+Error messages come in two flavours. `compat` keeps the reference's own wording (HEAD a3a6c3a)
+wherever the reference wrote a message on purpose (crop too small, index ranges, frame count,
+image-vs-video), so a model sees what the reference would show it. Where the reference leaked a Python exception
 (`'bbox_2d'`, `list indices must be integers`), both modes use the clear messages below. `strict`
 uses the clear messages everywhere. Every message says what was wrong and what is valid.
 """
@@ -67,22 +67,33 @@ def show(value: Any, limit: int = 80) -> str:
 
 
 # --- messages the reference wrote on purpose (compat keeps them verbatim) -------------------------
-REF_CROP_TOO_SMALL = "Cropped image is too small: {w}x{h}"
-REF_TARGET_IMAGE = "Incorrect `target_image`. You can only select previous images within [1,{n}]"
+# The wording of the reference at HEAD a3a6c3a (`execute_tool` in experience_maker.py, last changed
+# in 9ddb524). Its own checks prefix "Execution Error: " and some echo the argument as Python
+# prints it (`str(value)`), so `{got}` below is filled with `str(...)` of the parsed JSON value.
+# The texts of the older commit 47dbea9 are listed in docs/executor.md.
+_REF = "Execution Error: "
+_REF_TARGET = _REF + "Incorrect `target_image` argument in `crop_image_normalized` operation. "
+REF_CROP_TOO_SMALL = "Cropped image is too small: {w}x{h}"  # the crop tool's own assert, no prefix
+REF_TARGET_IMAGE = _REF_TARGET + "You can only pick an image within [1,{n}]"
 REF_TARGET_VIDEO_FRAME = (
-    "Incorrect `target_image`. You can only select frames in the given video within [1,{n}]"
+    _REF_TARGET + "You can only pick an image **from** the video within [1,{n}], "
+    "but the current argument `target_image={got}`."
 )
-REF_TARGET_PREVIOUS = (
-    "Incorrect `target_image`. You can only select a previous frame within [1,{n}]"
+REF_TARGET_AFTER_VIDEO = (
+    _REF_TARGET + "You can only pick an image within range [2,{n}], "
+    "but the current argument `target_image={got}`."
 )
 REF_TOO_MANY_FRAMES = (
-    "You have selected {n} frames in total. Think again which frames you need to check in details "
-    "(no more than {cap} frames)"
+    _REF + "You have selected {n} frames in total. Think again which frames you need to check "
+    "in details (no more than {cap} frames)"
 )
-REF_FRAMES_RANGE = "There are {n} frames numbered in range [1,{n}]. Your selection is out of range."
+REF_FRAMES_RANGE = (
+    _REF + "There are {n} frames numbered in range [1,{n}]. "
+    "Your selection `target_frames={got}` is out of range."
+)
 REF_FRAMES_ON_IMAGE = (
-    "You attempted to select frames from an **image**, but this operation is only desgined for "
-    "analyzing videos. Think again."
+    _REF + "You attempted to `select_frames` from **image** not **video**. You should use "
+    "`crop_image_normalized` instead for inspecting **image**."
 )
 
 
@@ -105,8 +116,8 @@ def video_scope(n_frames: int, n: int) -> str:
     return f"1 to {n_frames} are the video frames{returned}"
 
 
-def msg_target_image(got: Any, n: int, scope: str) -> str:
-    return f"`target_image` must be an integer from 1 to {n} ({scope}); got {show(got)}."
+def msg_target_image(got: Any, n: int, scope: str, first: int = 1) -> str:
+    return f"`target_image` must be an integer from {first} to {n} ({scope}); got {show(got)}."
 
 
 def msg_too_many_frames(n: int, cap: int) -> str:

@@ -18,14 +18,25 @@ SELECT = "select_frames"
 ARGUMENTS = {CROP: ["bbox_2d", "target_image"], SELECT: ["target_frames"]}
 
 
-def check_arguments(name: Any, arguments: dict[str, Any], mode: str) -> str:
-    """The tool name if the call names a tool and carries its arguments (strict: nothing else)."""
+def check_name(name: Any) -> str:
+    """The tool name, if the call names one of the two tools."""
     if not isinstance(name, str) or name not in ARGUMENTS:
         raise ToolError(ob.msg_unknown_tool(name))
-    needed = ARGUMENTS[name]
-    missing = [k for k in needed if k not in arguments]
+    return name
+
+
+def check_present(name: str, arguments: dict[str, Any], keys: list[str]) -> None:
+    """`keys` are all in `arguments` (the message lists every argument the tool needs)."""
+    missing = [k for k in keys if k not in arguments]
     if missing:
-        raise ToolError(ob.msg_missing_args(name, missing, needed))
+        raise ToolError(ob.msg_missing_args(name, missing, ARGUMENTS[name]))
+
+
+def check_arguments(name: Any, arguments: dict[str, Any], mode: str) -> str:
+    """The tool name if the call names a tool and carries its arguments (strict: nothing else)."""
+    name = check_name(name)
+    needed = ARGUMENTS[name]
+    check_present(name, arguments, needed)
     extra = [k for k in arguments if k not in needed]
     if extra and mode == "strict":  # the reference ignores unknown arguments
         raise ToolError(ob.msg_extra_args(name, extra, needed))
@@ -56,7 +67,13 @@ def crop(
 
 
 def frame_indices(value: Any, n_frames: int, settings: ExecutorSettings) -> list[int]:
-    """Validated 1-based frame indices for `select_frames`."""
+    """Validated 1-based frame indices for `select_frames`.
+
+    compat follows the reference's order: the count first (whatever the items), then its range
+    check on the largest number, echoing the list as Python prints it; what the reference would
+    crash on (empty lists, floats, strings) or wrap around (0, negatives, booleans) is refused
+    with the clear message or, for 0 and negatives, the reference's range message.
+    """
     compat = settings.box_mode == "compat"
     if not isinstance(value, list) or not value:
         raise ToolError(ob.msg_frames_range(value, n_frames))
@@ -64,11 +81,14 @@ def frame_indices(value: Any, n_frames: int, settings: ExecutorSettings) -> list
         if compat:
             raise ToolError(ob.REF_TOO_MANY_FRAMES.format(n=len(value), cap=settings.max_frames))
         raise ToolError(ob.msg_too_many_frames(len(value), settings.max_frames))
+    numbers = all(isinstance(v, (int, float)) for v in value)  # bools too: max() takes them
+    if compat and numbers and max(value) > n_frames:
+        raise ToolError(ob.REF_FRAMES_RANGE.format(n=n_frames, got=value))
     if not all(is_index(v) for v in value):
         raise ToolError(ob.msg_frames_range(value, n_frames))
     if not all(1 <= v <= n_frames for v in value):
         if compat:
-            raise ToolError(ob.REF_FRAMES_RANGE.format(n=n_frames))
+            raise ToolError(ob.REF_FRAMES_RANGE.format(n=n_frames, got=value))
         raise ToolError(ob.msg_frames_range(value, n_frames))
     return list(value)
 

@@ -255,14 +255,26 @@ class Session:
         return obs
 
     def _dispatch(self, call: ToolCall) -> Observation:
-        name = ops.check_arguments(call.name, call.arguments, self.settings.box_mode)
-        if name == ops.CROP:
-            return self._crop(call)
-        return self._select(call)
+        args = call.arguments
+        if self.settings.box_mode == "strict":
+            name = ops.check_arguments(call.name, args, "strict")
+            if name == ops.CROP:
+                return self._crop(call, self._crop_target(args["target_image"]))
+            return self._select(call)
+        # compat: the reference's order of checks (`execute_tool`, a3a6c3a): the tool, then
+        # image-vs-video for select_frames, then the target before the box; extra keys ignored.
+        name = ops.check_name(call.name)
+        if name == ops.SELECT:
+            if not self.is_video:
+                raise ToolError(ob.REF_FRAMES_ON_IMAGE)
+            ops.check_present(name, args, ["target_frames"])
+            return self._select(call)
+        ops.check_present(name, args, ["target_image"])
+        image = self._crop_target(args["target_image"])
+        ops.check_present(name, args, ["bbox_2d"])
+        return self._crop(call, image)
 
-    def _crop(self, call: ToolCall) -> Observation:
-        target = call.arguments["target_image"]
-        image = self._crop_target(target)
+    def _crop(self, call: ToolCall, image: Image.Image) -> Observation:
         out, box = ops.crop(image, call.arguments["bbox_2d"], self.settings)
         return Observation(
             text=ob.crop_text(out.width, out.height),
@@ -270,7 +282,7 @@ class Session:
             name=call.name,
             arguments=call.arguments,
             crop_box=box,
-            target=target,
+            target=call.arguments["target_image"],
         )
 
     def _crop_target(self, target: Any) -> Image.Image:
@@ -281,10 +293,9 @@ class Session:
         return numbering.image_target(target, n_inputs, self.input_image, self._returned, mode)
 
     def _select(self, call: ToolCall) -> Observation:
-        compat = self.settings.box_mode == "compat"
-        if not self.is_video:
+        if not self.is_video:  # strict only: compat refused it before looking at the arguments
             n = len(self._sources) + len(self._returned)
-            raise ToolError(ob.REF_FRAMES_ON_IMAGE if compat else ob.msg_frames_on_image(n))
+            raise ToolError(ob.msg_frames_on_image(n))
         frames = self.video_frames()
         indices = ops.frame_indices(call.arguments["target_frames"], len(frames), self.settings)
         out = ops.select(frames, indices, self.settings)
