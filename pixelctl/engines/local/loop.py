@@ -39,7 +39,7 @@ from pixelctl.grading import paper_compat_score
 from pixelctl.queries import QuerySet
 from pixelctl.rl.loss import policy_loss
 from pixelctl.rl.rewards import group_advantages, shape_group
-from pixelctl.rl.selection import SelectiveSampleReplay, filter_zero_signal
+from pixelctl.rl.selection import SelectionSettings, select_training_set
 from pixelctl.rundir import RunDir
 
 
@@ -119,7 +119,8 @@ class LocalEngine:
                 self.plan.total_steps, self.plan.warmup_steps, o.min_lr_ratio, o.lr_scheduler
             ),
         )
-        self.replay = SelectiveSampleReplay(rl.replay.capacity, eps=rl.replay.epsilon, seed=rl.seed)
+        self.selection = SelectionSettings.from_recipe(rl)
+        self.replay = self.selection.make_replay()
         self.store = TrajectoryStore()
         self.round = 0  # rounds completed
         self.step = 0  # optimizer steps taken
@@ -221,24 +222,22 @@ class LocalEngine:
     def select(
         self, r: int, outcomes: list[Outcome], rewards: list[float], advantages: list[float]
     ) -> tuple[list[tuple[str, float]], dict[str, float]]:
-        """The round's training set as (trajectory id, advantage) pairs."""
-        rl, n = self.recipe.rl, self.recipe.rl.rollout.n_samples
+        """The round's training set as (trajectory id, advantage) pairs (`rl.selection`)."""
         ids = [f"r{r:05d}-{i:05d}" for i in range(len(outcomes))]
         for tid, o, a in zip(ids, outcomes, advantages, strict=True):
             self.store.put(tid, o.messages, a)
-        order = list(range(len(outcomes)))
-        info = {"filtered_groups": 0.0, "replayed": 0.0}
-        if rl.replay.zero_signal_filter:
-            kept = filter_zero_signal(rewards, n, seed=rl.seed + r)
-            info["filtered_groups"] = float(len(kept.dropped))
-            order = [g * n + k for g in kept.indices for k in range(n)]
-        chosen = [ids[i] for i in order]
-        if rl.replay.ssr:
-            chosen = self.replay.select(chosen, [advantages[i] for i in order], len(chosen))
-            info["replayed"] = float(self.replay.last.n_from_buffer)
-        pairs = [(t, self.store.advantage(t)) for t in chosen]
-        self.store.keep_only(set(chosen) | {t for t, _ in self.replay.buffer})
-        return pairs, info
+        chosen = select_training_set(
+            rewards,
+            advantages,
+            ids,
+            group_size=self.recipe.rl.rollout.n_samples,
+            round_index=r,
+            settings=self.selection,
+            replay=self.replay,
+        )
+        pairs = [(t, self.store.advantage(t)) for t in chosen.payloads]
+        self.store.keep_only(set(chosen.payloads) | {t for t, _ in self.replay.buffer})
+        return pairs, chosen.counts()
 
     def update(self, pairs: list[tuple[str, float]]) -> list[dict[str, float]]:
         o = self.recipe.rl.optim

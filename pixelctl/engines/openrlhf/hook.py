@@ -12,11 +12,11 @@ is absent, so a patched OpenRLHF still runs other projects unchanged.
    and eval keep reading accuracy. RaPR, curiosity and penalty go into `info` (logged).
 2. `replay_training_batch(trainer, experiences)` — in `BasePPOTrainer.train_step`, after the
    advantages exist and the rollout stats are taken, before the samples go to the actors.
-   With `rl.replay.ssr` it returns as many samples as it got, chosen by
-   `pixelctl.rl.selection.SelectiveSampleReplay` (one round = one `select`, the buffer kept on the
-   trainer across rounds); with only `zero_signal_filter` it drops uniform groups and refills
-   by repetition (`pixelctl.rl.selection.filter_zero_signal`). The sample count is unchanged, so
-   OpenRLHF's step count and data-parallel split are too.
+   It returns as many samples as it got, chosen by `pixelctl.rl.selection.select_training_set`,
+   the very function the local engine calls (zero-signal filter, SSR with its buffer kept on
+   the trainer across rounds, or refill by repetition with SSR off; the round number for the
+   refill seed is counted on the trainer). The sample count is unchanged, so OpenRLHF's step
+   count and data-parallel split are too.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pixelctl.engines.openrlhf.job import REPLAY_ENV, REWARD_ENV
 from pixelctl.rl.rewards import shape_group
-from pixelctl.rl.selection import SelectiveSampleReplay, filter_zero_signal, is_uniform
+from pixelctl.rl.selection import SelectionSettings, select_training_set
 
 LOG = "pixelctl/"
 _OUTCOME_KEYS = ("correct", "n_calls", "is_video", "final_error")
@@ -74,22 +73,12 @@ def shape_group_rewards(
 
 
 # ---------------------------------------------------------------------------- replay
-@dataclass(frozen=True)
-class ReplaySettings:
-    ssr: bool = True
-    zero_signal_filter: bool = True
-    capacity: int = 4096
-    epsilon: float = 0.01
-    seed: int = 42
-    tol: float = 0.01  # the reference's "uniform group" tolerance (mean |r - mean|)
+ReplaySettings = SelectionSettings  # the `rl.replay` settings, as the job's env carries them
 
-    @classmethod
-    def from_env(cls) -> ReplaySettings | None:
-        raw = os.environ.get(REPLAY_ENV)
-        if not raw:
-            return None
-        data = json.loads(raw)
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+def _replay_settings_from_env() -> SelectionSettings | None:
+    raw = os.environ.get(REPLAY_ENV)
+    return SelectionSettings.from_mapping(json.loads(raw)) if raw else None
 
 
 def _first_action_value(item: Any) -> float:
@@ -135,7 +124,7 @@ def _with_info(item: Any, keys: set[str]) -> Any:
 
 def replay_training_batch(trainer: Any, experiences: list[Any]) -> list[Any]:
     """The samples to train on this round (same count), per `rl.replay` (see module doc)."""
-    cfg = getattr(trainer, "_pixelctl_replay_settings", None) or ReplaySettings.from_env()
+    cfg = getattr(trainer, "_pixelctl_replay_settings", None) or _replay_settings_from_env()
     if cfg is None or not (cfg.ssr or cfg.zero_signal_filter) or not experiences:
         return experiences
     import torch
@@ -145,30 +134,21 @@ def replay_training_batch(trainer: Any, experiences: list[Any]) -> list[Any]:
     items, micro = _flatten(experiences)
     if len(items) % n:
         return experiences  # a partial group (end of data): nothing sound to do
-    rewards = [_scalar(i.rewards) for i in items]
-    advantages = [_first_action_value(i) for i in items]
-    if cfg.zero_signal_filter:  # uniform within tol: no signal, even if float dust remains
-        for g in range(len(items) // n):
-            if is_uniform(rewards[g * n : (g + 1) * n], cfg.tol):
-                advantages[g * n : (g + 1) * n] = [0.0] * n
-    if cfg.ssr:
-        chosen, replayed = _ssr_select(trainer, cfg, items, advantages)
-    else:
-        kept = filter_zero_signal(rewards, n, tol=cfg.tol, seed=cfg.seed).indices
-        chosen = [items[g * n + k] for g in kept for k in range(n)]
-        replayed = [0.0] * len(chosen)
-    for item, flag in zip(chosen, replayed, strict=True):
-        item.info[f"{LOG}replayed"] = torch.tensor(flag)
-    return _rebatch(chosen, micro)
-
-
-def _ssr_select(trainer: Any, cfg: ReplaySettings, items: list[Any], advantages: list[float]):
-    """One SSR draw for the round; the buffer lives on the trainer across rounds."""
-    ssr = getattr(trainer, "_pixelctl_ssr", None)
-    if ssr is None:
-        ssr = trainer._pixelctl_ssr = SelectiveSampleReplay(
-            cfg.capacity, eps=cfg.epsilon, seed=cfg.seed
-        )
-    current = {id(i) for i in items}  # buffered items stay alive, so ids cannot collide
-    chosen = ssr.select(items, advantages, len(items))
-    return chosen, [float(id(i) not in current) for i in chosen]
+    if cfg.ssr and getattr(trainer, "_pixelctl_ssr", None) is None:
+        trainer._pixelctl_ssr = cfg.make_replay()  # the buffer lives on the trainer
+    round_index = getattr(trainer, "_pixelctl_round", 0)  # rounds seen by this trainer
+    trainer._pixelctl_round = round_index + 1
+    chosen = select_training_set(
+        [_scalar(i.rewards) for i in items],
+        [_first_action_value(i) for i in items],
+        items,
+        group_size=n,
+        round_index=round_index,
+        settings=cfg,
+        replay=getattr(trainer, "_pixelctl_ssr", None),
+    )
+    # buffered items stay alive on the trainer; a replayed one may appear twice in one batch
+    batch = [_with_info(item, set(item.info)) for item in chosen.payloads]
+    for item, replayed in zip(batch, chosen.replayed, strict=True):
+        item.info[f"{LOG}replayed"] = torch.tensor(float(replayed))
+    return _rebatch(batch, micro)
