@@ -134,6 +134,7 @@ def fake_stage(monkeypatch):
         run_dir.log_metrics({"step": len(calls), "lr": loaded.recipe.sft.lr})
 
     monkeypatch.setattr("pixelctl.stages.sft.plan", plan)
+    monkeypatch.setattr("pixelctl.stages.sft.preflight", lambda loaded: None)
     monkeypatch.setattr("pixelctl.stages.sft.run", run)
     return calls
 
@@ -195,3 +196,97 @@ def test_rl_on_openrlhf_without_gpus_refuses_before_creating_a_run(tmp_path, mon
     assert res.exit_code == 1
     assert "no GPU" in res.output and "rl.engine=local" in res.output
     assert not (tmp_path / "rl").exists()
+
+
+# ----------------------------------------------------------------------------- issue 16 / 14
+def test_sft_dry_run_shows_plan_and_launch_before_synth_has_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/synth/7b_a800-latest here
+    res = invoke("sft", ROOT / "recipes/7b_a800.yaml", "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "data: runs/synth/7b_a800-latest  (MISSING)" in res.output
+    assert "launch (ZeRO-2, 1 node(s)): accelerate launch" in res.output
+    assert "warning: sft.data entry 'runs/synth/7b_a800-latest'" in res.output
+    assert "run `pixelctl synth` first" in res.output
+    assert not (tmp_path / "runs").exists()
+    # a real run still refuses, before any run directory exists
+    res = invoke("sft", ROOT / "recipes/7b_a800.yaml")
+    assert res.exit_code == 1 and "does not exist; run `pixelctl synth` first" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_a_binary_file_an_empty_recipe_and_a_folder(tmp_path):
+    binary = tmp_path / "ls"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00\x00")
+    res = invoke("validate", binary)
+    assert res.exit_code == 2 and "not a text file" in res.output
+    assert isinstance(res.exception, SystemExit)  # a message, no UnicodeDecodeError traceback
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    res = invoke("validate", empty)
+    assert res.exit_code == 2 and "the recipe is empty" in res.output
+    res = invoke("validate", tmp_path)
+    assert res.exit_code == 2 and "is a folder, not a recipe file" in res.output
+    assert "file not found" not in res.output
+
+
+def test_view_of_an_empty_folder_fails_with_a_message(tmp_path):
+    res = invoke("view", tmp_path)
+    assert res.exit_code == 2 and "no pixelctl run in it" in res.output
+
+
+def test_view_reports_a_killed_run_with_the_resume_command(tmp_path):
+    from pixelctl.rundir import RunDir
+
+    run = RunDir.create(tmp_path, "rl", "t", {}, argv=["pixelctl", "rl"])
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run.update_meta(pid=proc.pid, process_start="1")  # meta says running, its process is gone
+    res = invoke("view", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "was killed" in res.output and f"pixelctl rl --resume {run.path}" in res.output
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "killed" in page
+
+
+def test_restart_goes_with_resume(tmp_path):
+    res = invoke("sft", write_recipe(tmp_path), "--restart")
+    assert res.exit_code == 2 and "--restart goes with --resume" in res.output
+
+
+def test_ctrl_c_exits_130_with_the_resume_command(tmp_path, fake_stage, monkeypatch):
+    def interrupted(loaded, run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pixelctl.stages.sft.run", interrupted)
+    res = invoke("sft", write_recipe(tmp_path))
+    [run_dir] = (tmp_path / "runs" / "sft").glob("r-2*")
+    assert res.exit_code == 130
+    assert f"continue with `pixelctl sft --resume {run_dir}`" in res.output
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
+    assert not (tmp_path / "runs" / "sft" / "r-latest").exists()
+
+
+def test_a_stage_prints_which_run_a_chain_link_took(tmp_path, fake_stage):
+    from pixelctl.rundir import RunDir, running
+
+    synth = RunDir.create(tmp_path / "runs", "synth", "r", {}, argv=["pixelctl", "synth"])
+    for name in ("sft.jsonl", "rl.jsonl"):
+        (synth.path / name).write_text("")
+    with running(synth):
+        pass
+    link = tmp_path / "runs" / "synth" / "r-latest"
+    res = invoke("sft", write_recipe(tmp_path, sft={"data": [str(link)]}))
+    assert res.exit_code == 0, res.output
+    assert f"sft.data[0]: {link} → {synth.path.name} (ok, finished" in res.output
+
+
+def test_eval_config_error_leaves_no_run_folder(tmp_path):
+    recipe = write_recipe(
+        tmp_path,
+        model={"name_or_path": "builtin:tiny-qwen2.5-vl"},
+        eval={"benchmarks": [{"name": "procedural", "path": str(tmp_path / "nope.jsonl")}]},
+        launch={"runs_root": str(tmp_path / "runs"), "device": "cpu"},
+    )
+    res = invoke("eval", recipe)
+    assert res.exit_code == 2 and "nope.jsonl" in res.output
+    assert not (tmp_path / "runs").exists()

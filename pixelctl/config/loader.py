@@ -59,17 +59,35 @@ class LoadedRecipe:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a recipe file; a missing file, bad YAML or a non-mapping is a RecipeError."""
+    """Read a recipe file; a missing file, a folder, a binary file, an empty file, bad YAML or a
+    non-mapping is a RecipeError (an empty recipe is not silently the paper's 7B run)."""
+    example = "pass a recipe such as recipes/tiny_cpu.yaml"
+    if path.is_dir():
+        raise RecipeError(str(path), [f"is a folder, not a recipe file; {example}"])
     if not path.is_file():
-        raise RecipeError(
-            str(path), ["file not found; pass a recipe such as recipes/tiny_cpu.yaml"]
-        )
+        raise RecipeError(str(path), [f"file not found; {example}"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            str(path), [f"not a text file (byte {exc.start} is not UTF-8); {example}"]
+        ) from None
+    except OSError as exc:
+        raise RecipeError(str(path), [f"cannot read it ({exc.strerror}); {example}"]) from None
+    if "\x00" in text:
+        raise RecipeError(str(path), [f"not a text file (it holds NUL bytes); {example}"])
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RecipeError(str(path), [f"not valid YAML: {exc}"]) from exc
     if data is None:
-        return {}
+        raise RecipeError(
+            str(path),
+            [
+                "the recipe is empty; write at least one section (model, sft, …). For the "
+                "paper's defaults say so explicitly, e.g. copy recipes/7b_a800.yaml"
+            ],
+        )
     if not isinstance(data, dict):
         raise RecipeError(
             str(path), ["the top level must be a mapping of sections (model, sft, …)"]

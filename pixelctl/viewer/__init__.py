@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pixelctl.viewer.collect import Limits, StageReport, collect_other, stage_dirs
 
-__all__ = ["Limits", "collect_stages", "write_report"]
+__all__ = ["Limits", "collect_stages", "run_notes", "write_report"]
 Size = Callable[[Path | None], tuple[int, int] | None]  # an image file's (width, height)
 
 
@@ -48,6 +48,11 @@ def write_report(run_dir: Path, out: Path | None = None, *, limits: Limits | Non
         raise FileNotFoundError(
             f"{run_dir} is not a folder; pass a run directory (runs/<stage>/<name>)"
         )
+    if not stage_dirs(run_dir):
+        raise FileNotFoundError(
+            f"{run_dir}: no pixelctl run in it (no meta.json here or one or two folders down); "
+            "pass a run directory (runs/<stage>/<name>), a demo directory or runs/"
+        )
     out = Path(out) if out is not None else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     assets = AssetWriter(out)
@@ -58,3 +63,11 @@ def write_report(run_dir: Path, out: Path | None = None, *, limits: Limits | Non
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(index)
     return index
+
+
+def run_notes(run_dir: Path) -> list[str]:
+    """One line per run under `run_dir` that did not finish well (killed, interrupted, failed),
+    with its resume command: the rule `pixelctl.rundir.status_line` every command shares."""
+    from pixelctl.rundir import status_line
+
+    return [line for _, path in stage_dirs(Path(run_dir)) if (line := status_line(path))]
