@@ -131,7 +131,10 @@ def test_metrics_per_benchmark_and_table(queries, tmp_path: Path) -> None:
         "70.4",
         "84.3",
         "79.0",
+        f"{metrics['vstar']['tool_use_rate']:.1f}",
+        "78.5",
     ]
+    assert table["MVBench"][-2:] == ["100.0", "—"]  # RaPR: ours, the paper's (V* only)
     assert table["InfographicsVQA"][2:4] == ["ANLS", "87.5"]
 
 

@@ -48,4 +48,6 @@ def test_fetch_downloads_both_datasets_and_explains_failures(tmp_path):
         raise OSError("network unreachable")
 
     with pytest.raises(RuntimeError, match="could not download TIGER-Lab/PixelReasoner-SFT-Data"):
-        reproduce.fetch_datasets(tmp_path, download=offline)
+        reproduce.fetch_datasets(tmp_path / "elsewhere", download=offline)
+    # the first folder is complete: a second fetch there does not download again
+    assert reproduce.fetch_datasets(tmp_path, download=offline)["rl"] == tmp_path / "rl"

@@ -270,6 +270,20 @@ def _sft_inspect(recipe: str | None, overrides: list[str], n: int) -> None:
         raise _fail(f"pixelctl sft --inspect: {exc}", code=1) from None
 
 
+def _fetch_released(recipe: str | None, overrides: list[str]) -> None:
+    """`pixelctl eval RECIPE --fetch`: bring `eval.released`'s model and data into the cache."""
+    from pixelctl.evaluation.released import fetch_released
+    from pixelctl.hub import HubUnavailable
+
+    loaded = _load(recipe, overrides)
+    if loaded.recipe.eval.released is None:
+        raise _fail("--fetch needs eval.released in the recipe (see recipes/eval_released.yaml)")
+    try:
+        fetch_released(loaded, log=typer.echo)
+    except HubUnavailable as exc:
+        raise _fail(f"pixelctl eval --fetch: {exc}", code=1) from None
+
+
 def _stage_command(stage: str):
     def command(
         recipe: Annotated[
@@ -287,6 +301,12 @@ def _stage_command(stage: str):
             help="Show N examples with the trained tokens highlighted; train nothing.",
             hidden=stage != "sft",
         ),
+        fetch: bool = typer.Option(
+            False,
+            "--fetch",
+            help="First download eval.released's model and data into the cache (once).",
+            hidden=stage != "eval",
+        ),
     ) -> None:
         from pixelctl.cli.launch import run_stage
 
@@ -296,6 +316,10 @@ def _stage_command(stage: str):
                 raise _fail(f"--inspect belongs to pixelctl sft, not pixelctl {stage}")
             _sft_inspect(recipe_path, ovs, inspect)
             return
+        if fetch:
+            if stage != "eval" or recipe_path is None:
+                raise _fail("--fetch belongs to pixelctl eval RECIPE (not with --resume alone)")
+            _fetch_released(recipe_path, ovs)
         if recipe_path is None and resume is None:
             raise _fail(
                 f"give a recipe (e.g. pixelctl {stage} recipes/tiny_cpu.yaml) or --resume RUN_DIR"
@@ -316,6 +340,8 @@ for _stage in STAGES:
     ]
     if _stage == "sft":
         examples.insert(1, "pixelctl sft recipes/tiny_cpu.yaml --inspect 2")
+    if _stage == "eval":
+        examples.insert(1, "pixelctl eval recipes/eval_released.yaml --fetch")
     app.command(name=_stage, epilog=_examples(*examples))(_stage_command(_stage))
 
 

@@ -57,22 +57,16 @@ def plan(loaded: LoadedRecipe) -> str:
 
 
 def fetch_datasets(dest: Path, *, download=None) -> dict[str, Path]:
-    """Download the released SFT and RL datasets into `dest/sft` and `dest/rl` (resumable:
-    `huggingface_hub` skips files already there). Needs a reachable hub; says so if not."""
-    if download is None:
-        from huggingface_hub import snapshot_download as download
-    out = {}
-    for kind, repo in DATASETS.items():
-        target = dest / kind
-        try:
-            download(repo_id=repo, repo_type="dataset", local_dir=str(target))
-        except Exception as exc:  # offline, 401, DNS: all mean "not from here"
-            raise RuntimeError(
-                f"could not download {repo} ({type(exc).__name__}: {exc}); download it where "
-                f"the hub is reachable and copy it to {target}, or build data with pixelctl synth"
-            ) from None
-        out[kind] = target
-    return out
+    """Download the released SFT and RL datasets into `dest/sft` and `dest/rl` through
+    `pixelctl.hub` (resumable, zips unpacked, never fetched twice). Needs a reachable hub."""
+    from pixelctl.hub import HubRepo, fetch
+
+    repos = [HubRepo(repo, "dataset", dest / kind) for kind, repo in DATASETS.items()]
+    try:
+        fetch(repos, download=download, cache=dest, rerun="pixelctl reproduce … --fetch-data")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\nor build warm-start data with pixelctl synth") from None
+    return {kind: dest / kind for kind in DATASETS}
 
 
 def has_gpus() -> bool:

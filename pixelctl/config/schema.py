@@ -295,14 +295,66 @@ class OpenAIBackendConfig(Section):
     concurrency: int = Field(8, ge=1)
 
 
+class ReleasedEval(Section):
+    """The authors' released checkpoint on their eval sets, fetched by `pixelctl eval --fetch`."""
+
+    checkpoint: Literal["rl", "warmstart"] = Field(
+        "rl",
+        description="'rl': TIGER-Lab/PixelReasoner-RL-v1 (paper: Pixel Reasoner); 'warmstart': "
+        "TIGER-Lab/PixelReasoner-WarmStart (paper: SFT only).",
+    )
+    benchmarks: list[Literal["vstar", "tallyqa", "infovqa", "mvbench"]] = Field(
+        default_factory=lambda: ["vstar", "tallyqa", "infovqa", "mvbench"],
+        description="Which of the authors' eval sets (JasperHaozhe/<Name>-EvalData-PixelReasoner).",
+    )
+    limit: int | None = Field(None, ge=1, description="The first N items of each (a smoke test).")
+    cache_dir: str | None = Field(
+        None, description="Where --fetch puts model and data (default $PIXELCTL_CACHE/released)."
+    )
+
+
 class EvalConfig(Section):
     benchmarks: list[BenchmarkSource] = Field(default_factory=list)
     checkpoint: str | None = Field(None, description="Run dir or model folder to evaluate.")
+    released: ReleasedEval | None = Field(
+        None, description="Evaluate a released checkpoint on the authors' data (sets both above)."
+    )
     backend: Literal["hf", "vllm", "openai"] = "vllm"
     openai: OpenAIBackendConfig = Field(default_factory=OpenAIBackendConfig)
     workers: int = Field(1, ge=1, description="Data-parallel workers (Ray actors).")
     max_new_tokens: int = Field(2048, ge=1, description="New tokens per turn.")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _released_is_whole(self) -> EvalConfig:
+        if self.released is not None and (self.benchmarks or self.checkpoint):
+            raise ValueError(
+                "eval.released chooses the checkpoint and the benchmarks; remove eval.checkpoint "
+                "and eval.benchmarks (select with eval.released.checkpoint / .benchmarks / .limit)"
+            )
+        return self
+
+    def sources(self) -> list[BenchmarkSource]:
+        """The benchmarks to run: `benchmarks`, or the released eval sets in the cache."""
+        if self.released is None:
+            return list(self.benchmarks)
+        from pixelctl.hub import EVAL_DATA, cache_dir, local_dir
+
+        cache = cache_dir(self.released.cache_dir)
+        return [
+            BenchmarkSource(
+                name=n, path=str(local_dir(cache, EVAL_DATA[n])), limit=self.released.limit
+            )
+            for n in self.released.benchmarks
+        ]
+
+    def checkpoint_path(self) -> str | None:
+        """`checkpoint`, or the released model's folder in the cache."""
+        if self.released is None:
+            return self.checkpoint
+        from pixelctl.hub import MODELS, cache_dir, local_dir
+
+        return str(local_dir(cache_dir(self.released.cache_dir), MODELS[self.released.checkpoint]))
 
 
 # ----------------------------------------------------------------------------- launch

@@ -3,7 +3,9 @@
 Paper columns are the published numbers (percent): Qwen2.5-VL-7B, Pixel Reasoner (RL) and
 the SFT-only ablation. Our official column is the benchmark's metric (accuracy; ANLS for
 InfographicsVQA); `paper-compat` is the authors' single binary matcher, the number their code
-would have printed for the same responses.
+would have printed for the same responses. RaPR (ratio of pixel-space reasoning) is the share
+of responses that called a tool at least once; the paper reports it for V* only (78.5%,
+Appendix D.1).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TITLES = {
     "procedural": "procedural (held-out)",
 }
 ORDER = ("vstar", "tallyqa", "mvbench", "infovqa", "procedural")
+PAPER_RAPR = {"vstar": 78.5}  # Pixel Reasoner, Appendix D.1
 
 
 def _sort_key(name: str) -> tuple[int, str]:
@@ -32,7 +35,8 @@ def _sort_key(name: str) -> tuple[int, str]:
 
 
 def rows(metrics: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """One row of strings per benchmark: name, n, metric, ours, paper-compat, paper columns."""
+    """One row of strings per benchmark: name, n, metric, ours, paper-compat, paper columns,
+    our RaPR, the paper's RaPR."""
     out = []
     for name in sorted(metrics, key=_sort_key):
         m = metrics[name]
@@ -47,6 +51,8 @@ def rows(metrics: dict[str, dict[str, Any]]) -> list[list[str]]:
                 f"{m[metric]:.1f}",
                 f"{m['paper_compat']:.1f}",
                 *shown,
+                f"{m['tool_use_rate']:.1f}" if "tool_use_rate" in m else "—",
+                f"{PAPER_RAPR[name]:.1f}" if name in PAPER_RAPR else "—",
             ]
         )
     return out
@@ -61,6 +67,8 @@ def render(metrics: dict[str, dict[str, Any]], title: str = "pixelctl eval vs. p
         table.add_column(col, justify="left" if col in ("benchmark", "metric") else "right")
     for col in PAPER_COLUMNS:
         table.add_column(f"paper: {col}", justify="right", style="dim")
+    table.add_column("ours RaPR", justify="right")
+    table.add_column("paper RaPR", justify="right", style="dim")
     for row in rows(metrics):
         table.add_row(*row)
     return table

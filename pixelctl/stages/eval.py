@@ -41,7 +41,7 @@ def _model(loaded: LoadedRecipe) -> str:
 
     r = loaded.recipe
     try:
-        return resolve_model(r.eval.checkpoint or r.model.name_or_path)
+        return resolve_model(r.eval.checkpoint_path() or r.model.name_or_path)
     except ValueError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
 
@@ -82,7 +82,7 @@ def settings_for(loaded: LoadedRecipe, model_path: str, device: str) -> tuple[An
 
 def plan(loaded: LoadedRecipe) -> str:
     r, ev = loaded.recipe, loaded.recipe.eval
-    if not ev.benchmarks:
+    if not ev.sources():
         raise RecipeError(_source(loaded), ["eval.benchmarks is empty: add at least one source"])
     if ev.backend == "openai":
         model = f"{ev.openai.model} at {ev.openai.base_url}"
@@ -90,7 +90,7 @@ def plan(loaded: LoadedRecipe) -> str:
         try:
             model = _model(loaded)
         except RecipeError:
-            model = f"{ev.checkpoint or r.model.name_or_path} (not found yet)"
+            model = f"{ev.checkpoint_path() or r.model.name_or_path} (not found yet)"
     b = r.executor.bounds.eval
     lines = [
         f"eval: {model}",
@@ -100,7 +100,7 @@ def plan(loaded: LoadedRecipe) -> str:
         f"{b.crop_min_pixels}..{b.crop_max_pixels}, processor "
         f"{b.processor_min_pixels or 'model'}..{b.processor_max_pixels or 'model'} px",
     ]
-    for s in ev.benchmarks:
+    for s in ev.sources():
         state = "" if Path(s.path).exists() else "  (missing)"
         limit = f", first {s.limit}" if s.limit else ""
         lines.append(f"  {s.name}: {s.path} ({s.layout} layout{limit}){state}")
@@ -112,7 +112,7 @@ def _load(loaded: LoadedRecipe) -> list:
 
     queries = []
     try:
-        for s in loaded.recipe.eval.benchmarks:
+        for s in loaded.recipe.eval.sources():
             queries += load_source(s.name, s.path, s.layout, s.limit)
     except LoaderError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
@@ -120,13 +120,17 @@ def _load(loaded: LoadedRecipe) -> list:
 
 
 def preflight(loaded: LoadedRecipe) -> None:
-    """Nothing to refuse before the run directory: the plan already checked the inputs."""
+    """A released checkpoint must be fetched first (`--fetch`); the plan checked the rest."""
+    from pixelctl.evaluation.released import require_fetched
+
+    require_fetched(loaded)
 
 
 def run(loaded: LoadedRecipe, run: RunDir) -> None:
     from rich.progress import Progress
 
     from pixelctl.evaluation.metrics import summarize
+    from pixelctl.evaluation.released import released_title
     from pixelctl.evaluation.runner import run_eval
     from pixelctl.evaluation.table import render
 
@@ -150,5 +154,5 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
     (run.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for bench, m in metrics.items():
         run.log_metrics({"benchmark": bench, **{k: v for k, v in m.items() if k != "categories"}})
-    console.print(render(metrics))
+    console.print(render(metrics, title=released_title(loaded.recipe.eval)))
     console.print(f"samples: {run.path / 'samples.jsonl'}; metrics: {run.path / 'metrics.json'}")
