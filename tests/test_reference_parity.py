@@ -419,3 +419,47 @@ def test_scripted_rollouts_give_the_reference_reward_inputs(capsys):
     assert not differences, "\n".join(differences[:10])
     # limit stops after a failed operation happen, and carry the flag
     assert seen[("limit", True)] > 0 and seen[("answer", True)] > 0 and seen[("limit", False)] > 0
+
+
+def _call_text(name: str, **arguments: Any) -> str:
+    return f"{TOOL_START}\n{json.dumps({'name': name, 'arguments': arguments})}\n{TOOL_END}"
+
+
+def test_golden_final_error_after_a_failure_and_a_limit_stop():
+    image = Image.new("RGB", (300, 300), (200, 30, 30))
+    good = _call_text("crop_image_normalized", bbox_2d=[0.1, 0.1, 0.6, 0.6], target_image=1)
+    bad = _call_text("crop_image_normalized", bbox_2d=[0.1, 0.1, 0.6, 0.6], target_image=9)
+    settings = ExecutorSettings.preset("train")
+
+    def play(turns: list[tuple[str, int]]) -> Any:
+        rollout = Rollout(Query(qid="q", question="?", images=(image,)), settings=settings)
+        for text, prompt in turns:
+            rollout.observe(text, prompt_tokens=prompt, completion_tokens=10)
+            if rollout.done:
+                break
+        return rollout.outcome()
+
+    fifth = play([("\\boxed{red} " + good, 100), (good, 100), (good, 100), (bad, 100)] * 2)
+    assert (fifth.stop_reason, fifth.n_calls, fifth.final_error) == ("limit", 5, True)
+    budget = play([(bad, 100), (good, 13000)])
+    assert (budget.stop_reason, budget.n_calls, budget.final_error) == ("limit", 2, True)
+    answered = play([(bad, 100), ("\\boxed{red}", 100)])
+    assert answered.final_error
+    fixed = play([(bad, 100), (good, 100), ("\\boxed{red}", 100)])
+    assert not fixed.final_error
+    # the numbers: correct, with 7 rollouts that made no calls
+    group = [{"correct": 1, "n_calls": 5, "final_error": fifth.final_error}]
+    group += [{"correct": 0, "n_calls": 0}] * 7
+    assert math.isclose(shape_group(group, mode="reference").rewards[0], -0.025, abs_tol=1e-12)
+
+
+def test_golden_a_dropped_result_clears_final_error():
+    frames = [Image.new("RGB", (56, 56), (10 * i, 0, 0)) for i in range(16)]
+    eight = _call_text("select_frames", target_frames=list(range(1, 9)))
+    rollout = Rollout(Query(qid="v", question="?", images=tuple(frames), is_video=True),
+                      settings=ExecutorSettings.preset("train"))  # fmt: skip
+    rollout.observe(_call_text("select_frames", target_frames=[40]))
+    rollout.observe(eight)
+    rollout.observe(eight)  # 1 + 8 + 8 images > 16: dropped
+    out = rollout.outcome()
+    assert out.stop_reason == "limit" and out.calls[-1].dropped and not out.final_error
