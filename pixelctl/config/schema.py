@@ -240,6 +240,9 @@ class OptimConfig(Section):
     std_norm: bool = Field(False, description="Divide advantages by the group std (std GRPO).")
     episodes: int = Field(3, ge=1, description="Passes over the prompt data.")
     zero_stage: Literal[0, 1, 2, 3] = 3
+    adam_offload: bool = Field(
+        False, description="Adam states in host memory (the authors' single-node script)."
+    )
     gradient_checkpointing: bool = True
 
 

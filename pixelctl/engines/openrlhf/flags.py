@@ -17,6 +17,15 @@ from pixelctl.engines.openrlhf.data import max_images_per_prompt
 _DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
 
+def _actor_gpus_per_node(r: Recipe) -> int:
+    """Colocated: every GPU. Otherwise the vLLM engines hold their own GPUs (as derived's
+    "GPUs needed" counts them) and the actor gets the rest of each node."""
+    rl = r.launch.rl
+    if rl.colocate:
+        return rl.gpus_per_node
+    return rl.gpus_per_node - rl.vllm_engines * rl.vllm_tensor_parallel // rl.nodes
+
+
 @dataclass(frozen=True)
 class Flag:
     flag: str
@@ -48,8 +57,8 @@ FLAG_TABLE: tuple[Flag, ...] = (
     Flag("--actor.num_nodes", "launch.rl.nodes", lambda r, p: r.launch.rl.nodes),
     Flag(
         "--actor.num_gpus_per_node",
-        "launch.rl.gpus_per_node",
-        lambda r, p: r.launch.rl.gpus_per_node,
+        "launch.rl.gpus_per_node (not colocated: minus the vLLM engines' GPUs per node)",
+        lambda r, p: _actor_gpus_per_node(r),
     ),
     Flag("--vllm.num_engines", "launch.rl.vllm_engines", lambda r, p: r.launch.rl.vllm_engines),
     Flag(
@@ -70,6 +79,7 @@ FLAG_TABLE: tuple[Flag, ...] = (
     ),
     Flag("--ds.enable_sleep", "launch.rl.colocate", lambda r, p: r.launch.rl.colocate),
     Flag("--ds.zero_stage", "rl.optim.zero_stage", lambda r, p: r.rl.optim.zero_stage),
+    Flag("--ds.adam_offload", "rl.optim.adam_offload", lambda r, p: r.rl.optim.adam_offload),
     Flag("--ds.param_dtype", "model.dtype", lambda r, p: _DTYPE[r.model.dtype]),
     Flag(
         "--ds.attn_implementation",

@@ -1,0 +1,49 @@
+ray job submit \
+  --address http://127.0.0.1:8265 \
+  --runtime-env-json '{"env_vars": {"PIXELCTL_EXECUTOR_JSON": "{\"bounds\": {\"eval\": {\"crop_max_pixels\": 4014080, \"crop_min_pixels\": 200704, \"frame_max_pixels\": 401408, \"frame_min_pixels\": 3136, \"image_max_pixels\": 6272000, \"image_min_pixels\": 200704, \"processor_max_pixels\": 4014080, \"processor_min_pixels\": 401408, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}, \"train\": {\"crop_max_pixels\": 784000, \"crop_min_pixels\": 3136, \"frame_max_pixels\": 313600, \"frame_min_pixels\": 3136, \"image_max_pixels\": 1568000, \"image_min_pixels\": 3136, \"processor_max_pixels\": null, \"processor_min_pixels\": null, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}}, \"box_mode\": \"compat\", \"data_root\": null, \"max_frames\": 8, \"max_images\": 16, \"max_input_pixels\": 67108864, \"max_operations\": 4, \"max_trajectory_tokens\": 12088, \"min_crop_side\": 28, \"pad\": 0.1}", "PIXELCTL_PROMPT_MODE": "vcot", "PIXELCTL_REPLAY_JSON": "{\"capacity\": 1024, \"epsilon\": 0.01, \"seed\": 42, \"ssr\": true, \"zero_signal_filter\": true}", "PIXELCTL_REWARD_JSON": "{\"H\": 0.3, \"N\": 1, \"alpha\": 0.5, \"beta\": 0.05, \"mode\": \"paper\"}", "PIXELCTL_ROLLOUT_JSON": "{\"max_new_tokens\": 2048, \"max_prompt_tokens\": 2048, \"micro_batch_size\": 1, \"n_samples\": 8, \"prompts_per_round\": 512, \"temperature\": 1.0, \"temperature_after_tool\": 0.9, \"top_p\": 0.95}", "TOKENIZERS_PARALLELISM": "false"}, "py_modules": ["/opt/venv/pixelctl"]}' \
+  -- python -m openrlhf.cli.train_ppo_ray \
+  --actor.model_name_or_path runs/sft/7b_1x8-latest/model \
+  --actor.num_nodes 1 \
+  --actor.num_gpus_per_node 4 \
+  --vllm.num_engines 4 \
+  --vllm.tensor_parallel_size 1 \
+  --vllm.gpu_memory_utilization 0.85 \
+  --ds.zero_stage 3 \
+  --ds.adam_offload \
+  --ds.param_dtype bf16 \
+  --ds.attn_implementation flash_attention_2 \
+  --actor.gradient_checkpointing_enable \
+  --actor.freeze_visual_encoder \
+  --data.prompt_dataset /runs/rl/7b_1x8-RUN/data/prompts.jsonl \
+  --data.input_key prompt \
+  --data.label_key label \
+  --data.image_key images \
+  --data.max_images_per_prompt 31 \
+  --data.max_len 12088 \
+  --train.agent_func_path /runs/rl/7b_1x8-RUN/job/agent_plugin.py \
+  --rollout.n_samples_per_prompt 8 \
+  --rollout.batch_size 512 \
+  --rollout.micro_batch_size 1 \
+  --rollout.max_new_tokens 2048 \
+  --rollout.temperature 1.0 \
+  --rollout.top_p 0.95 \
+  --algo.advantage.estimator dr_grpo \
+  --algo.kl.init_coef 0.0 \
+  --actor.eps_clip_low_high 0.2 0.35 \
+  --actor.loss_agg_mode token-mean \
+  --train.batch_size 256 \
+  --train.micro_batch_size 2 \
+  --train.num_episodes 3 \
+  --train.seed 42 \
+  --actor.adam.lr 1e-06 \
+  --actor.adam.betas 0.9 0.95 \
+  --actor.adam.weight_decay 0.0 \
+  --actor.max_norm 1.0 \
+  --actor.lr_scheduler cosine_with_min_lr \
+  --actor.lr_warmup_ratio 0.03 \
+  --actor.min_lr_ratio 0.5 \
+  --ckpt.output_dir /runs/rl/7b_1x8-RUN/checkpoints/final \
+  --ckpt.path /runs/rl/7b_1x8-RUN/checkpoints \
+  --ckpt.save_steps 48 \
+  --ckpt.save_hf \
+  --logger.tensorboard_dir /runs/rl/7b_1x8-RUN/tensorboard
