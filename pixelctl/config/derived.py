@@ -79,14 +79,11 @@ def _derive_sft(r: Recipe, out: list[Derived], problems: list[str]) -> None:
 
 
 def _derive_rl(r: Recipe, out: list[Derived], problems: list[str]) -> None:
+    from pixelctl.rl.schedule import plan_schedule
+
     rl, layout = r.rl, r.launch.rl
+    s = plan_schedule(rl, rl.expected_prompts)  # the arithmetic both engines run
     per_round = rl.rollout.prompts_per_round * rl.rollout.n_samples
-    steps_round = per_round // rl.optim.batch_size
-    rounds_episode = math.ceil(rl.expected_prompts / rl.rollout.prompts_per_round)
-    rounds = rounds_episode * rl.optim.episodes
-    if rl.max_rounds > 0:
-        rounds = min(rounds, rl.max_rounds)
-    total = rounds * steps_round
     out += [
         Derived(
             "rl",
@@ -97,27 +94,29 @@ def _derive_rl(r: Recipe, out: list[Derived], problems: list[str]) -> None:
         Derived(
             "rl",
             "optimizer steps per round",
-            steps_round,
+            s.steps_per_round,
             f"{per_round} / optim.batch_size {rl.optim.batch_size}",
         ),
+        Derived("rl", "rounds", s.rounds, s.describe()),
         Derived(
             "rl",
-            "rounds",
-            rounds,
-            f"ceil({rl.expected_prompts} prompts / {rl.rollout.prompts_per_round}) × "
-            f"{rl.optim.episodes} episodes"
-            + (" (capped by rl.max_rounds)" if rl.max_rounds > 0 else ""),
+            "total optimizer steps",
+            s.total_steps,
+            f"{s.episodes} × floor({s.pool} × {rl.rollout.n_samples} / {rl.optim.batch_size})"
+            if s.rounds % s.rounds_per_episode == 0
+            else f"the steps of {s.rounds} rounds",
         ),
-        Derived("rl", "total optimizer steps", total, f"{rounds} × {steps_round}"),
         Derived(
             "rl",
             "warm-up steps",
-            math.ceil(total * rl.optim.warmup_ratio),
-            f"ceil({total} × {rl.optim.warmup_ratio})",
+            s.warmup_steps,
+            f"ceil({s.total_steps} × {rl.optim.warmup_ratio})",
         ),
     ]
     if rl.engine != "openrlhf":
         return
+    if s.openrlhf_problem:
+        problems.append(s.openrlhf_problem)
     vllm = layout.vllm_engines * layout.vllm_tensor_parallel
     # Colocated: actor and engines share every GPU. Otherwise the engines take their own GPUs
     # and the actor gets the rest of the cluster.
@@ -157,3 +156,8 @@ def _derive_rl(r: Recipe, out: list[Derived], problems: list[str]) -> None:
             f"launch.rl: {layout.nodes} nodes × {layout.gpus_per_node}",
         ),
     ]
+    from pixelctl.config import memory  # the OpenRLHF trainer's host memory (pure arithmetic)
+
+    out += [Derived("rl", q, v, how) for q, v, how in memory.rows(r)]
+    if warning := memory.estimate(r).warning():
+        out.append(Derived("rl", "WARNING", "host memory", warning))

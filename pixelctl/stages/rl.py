@@ -42,18 +42,17 @@ def plan(loaded: LoadedRecipe) -> str:
     r = loaded.recipe
     if r.rl.engine == "openrlhf":
         return _openrlhf().plan(loaded)
-    from pixelctl.engines.local.loop import make_plan
+    from pixelctl.rl.schedule import plan_schedule
 
     data = _data(loaded)
-    p = make_plan(r, max(len(data.queries), 1))
+    p = plan_schedule(r.rl, max(len(data.queries), 1))
     rl = r.rl
     return "\n".join(
         [
             "pixelctl rl — local engine (one process)",
             f"  start from     {rl.init_from or r.model.name_or_path}",
             f"  data           {', '.join(rl.data)}: {data.summary()}",
-            f"  rounds         {p.rounds} × {rl.rollout.prompts_per_round} prompts × "
-            f"{rl.rollout.n_samples} samples",
+            f"  rounds         {p.describe()}; {rl.rollout.n_samples} samples per prompt",
             f"  updates        {p.steps_per_round} optimizer steps per round, {p.total_steps} in total "
             f"({p.warmup_steps} warm-up), lr {rl.optim.lr}",
             f"  reward         {rl.reward.mode} (α={rl.reward.alpha}, β={rl.reward.beta}, "

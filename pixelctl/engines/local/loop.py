@@ -1,17 +1,19 @@
 """The single-machine engine: curiosity-driven GRPO with selective sample replay, one process.
 
 Each round, exactly as it runs:
-  1. take `rollout.prompts_per_round` queries from the seeded data order (episode e shuffles the
-     prompts with seed + e; round r takes the r-th slice of the episodes laid end to end);
+  1. take round r's queries from `pixelctl.rl.schedule` (episode e shuffles the prompt pool
+     with seed + e and is cut into rounds of `rollout.prompts_per_round`, the last one partial,
+     exactly as OpenRLHF does; `rl.max_rounds` shrinks the pool or the episodes the same way);
   2. roll out `rollout.n_samples` trajectories per query with the shared agent (temperature 1.0,
      top-p 0.95; the reference's lower temperature after a tool call when configured);
   3. grade each with the reference matcher in training mode (1, 0, −1 unparsable), shape the
      rewards of each query's group (`pixelctl.rl.rewards`, paper or reference mode) and centre
      them per group (std division optional);
-  4. drop zero-signal groups and refill (if enabled), then Selective Sample Replay draws the
-     round's training set from this round's non-zero-advantage trajectories and the buffer;
-  5. compute the old policy's log-probs, then take `trajectories / optim.batch_size` optimizer
-     steps of AdamW (cosine schedule, warm-up, min-lr ratio, grad clip), each accumulating
+  4. choose the round's training set with `pixelctl.rl.selection.select_training_set`, the
+     function the OpenRLHF hook calls too (zero-signal filter, SSR, refill, seeds);
+  5. compute the old policy's log-probs, then take `trajectories // optim.batch_size` optimizer
+     steps of AdamW (the schedule's cosine-with-min-lr or constant factor, as OpenRLHF's
+     DeepSpeed scheduler; warm-up; grad clip), each accumulating
      micro-batches of the clipped token-mean loss;
   6. log one metrics line per optimizer step, save sampled rollouts, checkpoint every
      `save_every_rounds` rounds (model, optimizer, scheduler, RNG, replay buffer, counters).
@@ -21,9 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,54 +39,9 @@ from pixelctl.grading import paper_compat_score
 from pixelctl.queries import QuerySet
 from pixelctl.rl.loss import policy_loss
 from pixelctl.rl.rewards import group_advantages, shape_group
+from pixelctl.rl.schedule import plan_schedule
 from pixelctl.rl.selection import SelectionSettings, select_training_set
 from pixelctl.rundir import RunDir
-
-
-def lr_lambda(total: int, warmup: int, min_ratio: float, kind: str):
-    """Linear warm-up, then cosine from 1 to `min_ratio` (or constant)."""
-
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant" or total <= warmup:
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return f
-
-
-@dataclass
-class Plan:
-    rounds: int
-    steps_per_round: int
-    total_steps: int
-    warmup_steps: int
-
-
-def make_plan(recipe: Recipe, n_prompts: int) -> Plan:
-    rl = recipe.rl
-    per_round = rl.rollout.prompts_per_round * rl.rollout.n_samples
-    steps = per_round // rl.optim.batch_size
-    rounds = math.ceil(n_prompts / rl.rollout.prompts_per_round) * rl.optim.episodes
-    if rl.max_rounds > 0:
-        rounds = min(rounds, rl.max_rounds)
-    total = rounds * steps
-    return Plan(rounds, steps, total, math.ceil(total * rl.optim.warmup_ratio))
-
-
-def round_prompts(n: int, per_round: int, seed: int, r: int) -> list[int]:
-    """Indices of round r's prompts: episodes of seeded permutations, laid end to end."""
-    out, pos = [], r * per_round
-    while len(out) < per_round:
-        episode, offset = divmod(pos, n)
-        order = list(range(n))
-        random.Random(seed + episode).shuffle(order)
-        take = min(per_round - len(out), n - offset)
-        out += order[offset : offset + take]
-        pos += take
-    return out
 
 
 class LocalEngine:
@@ -108,15 +63,15 @@ class LocalEngine:
         self.sampling = SamplingPlan(
             Sampling(ro.temperature, ro.top_p, ro.max_new_tokens), ro.temperature_after_tool
         )
-        self.plan = make_plan(recipe, len(self.queries))
+        self.plan = plan_schedule(rl, len(self.queries))  # the one arithmetic (rl.schedule)
         o = rl.optim
         self.optimizer = torch.optim.AdamW(
             self.policy.trainable(), lr=o.lr, betas=o.adam_betas, weight_decay=o.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lr_lambda(
-                self.plan.total_steps, self.plan.warmup_steps, o.min_lr_ratio, o.lr_scheduler
+            lambda step: self.plan.lr_factor(
+                step, min_lr_ratio=o.min_lr_ratio, kind=o.lr_scheduler
             ),
         )
         self.selection = SelectionSettings.from_recipe(rl)
@@ -157,7 +112,7 @@ class LocalEngine:
     # ------------------------------------------------------------------ one round
     def rollouts(self, r: int) -> tuple[list[Outcome], dict[str, float]]:
         rl = self.recipe.rl
-        idx = round_prompts(len(self.queries), rl.rollout.prompts_per_round, rl.seed, r)
+        idx = self.plan.round_prompts(r, rl.seed)
         rollouts = [
             Rollout(
                 self.queries[i],
@@ -237,7 +192,9 @@ class LocalEngine:
         )
         pairs = [(t, self.store.advantage(t)) for t in chosen.payloads]
         self.store.keep_only(set(chosen.payloads) | {t for t, _ in self.replay.buffer})
-        return pairs, chosen.counts()
+        # an episode's partial last round drops the incomplete batch, as OpenRLHF's actor does
+        train = self.plan.steps_in_round(r) * self.recipe.rl.optim.batch_size
+        return pairs[:train], chosen.counts()
 
     def update(self, pairs: list[tuple[str, float]]) -> list[dict[str, float]]:
         o = self.recipe.rl.optim
@@ -304,7 +261,7 @@ class LocalEngine:
             **info,
             **{f"time_{k}": round(v, 4) for k, v in times.items()},
         }
-        return [{**common, **log} for log in logs]
+        return [{**common, **log} for log in logs] or [common]  # a round too small to step
 
 
 def _well_formed(outcomes: list[Outcome]) -> float:
@@ -320,7 +277,7 @@ def train(recipe: Recipe, run: RunDir, data: QuerySet, model_path: str, *, progr
         engine.restore(ckpt)
         # metrics logged after this checkpoint are recomputed; readers keep the last line per step
         run.log_metrics({"event": "resume", "from_round": engine.round, "from_step": engine.step})
-    (run.path / "plan.json").write_text(json.dumps(engine.plan.__dict__, indent=2))
+    (run.path / "plan.json").write_text(json.dumps(engine.plan.as_dict(), indent=2))
     every = recipe.rl.save_every_rounds
     for r in range(engine.round, engine.plan.rounds):
         for record in engine.run_round(r):

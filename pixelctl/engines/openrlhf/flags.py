@@ -13,6 +13,7 @@ from typing import Any
 
 from pixelctl.config.schema import Recipe
 from pixelctl.engines.openrlhf.data import max_images_per_prompt
+from pixelctl.rl.schedule import plan_schedule
 
 _DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
@@ -169,7 +170,11 @@ FLAG_TABLE: tuple[Flag, ...] = (
         "rl.optim.micro_batch_size",
         lambda r, p: r.rl.optim.micro_batch_size,
     ),
-    Flag("--train.num_episodes", "rl.optim.episodes", lambda r, p: r.rl.optim.episodes),
+    Flag(
+        "--train.num_episodes",
+        "rl.optim.episodes, or fewer under rl.max_rounds (pixelctl.rl.schedule)",
+        lambda r, p: plan_schedule(r.rl, r.rl.expected_prompts).episodes,
+    ),
     Flag("--train.seed", "rl.seed", lambda r, p: r.rl.seed),
     Flag("--actor.adam.lr", "rl.optim.lr", lambda r, p: r.rl.optim.lr),
     Flag("--actor.adam.betas", "rl.optim.adam_betas", lambda r, p: r.rl.optim.adam_betas),

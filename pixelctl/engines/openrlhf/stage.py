@@ -29,6 +29,7 @@ from pixelctl.engines.openrlhf.job import (
     submit_argv,
 )
 from pixelctl.errors import StageError
+from pixelctl.rl.schedule import plan_schedule
 from pixelctl.rundir import RunDir
 
 ALTERNATIVES = (
@@ -52,7 +53,7 @@ def plan(loaded: LoadedRecipe) -> str:
     run_dir = Path(r.launch.runs_root).resolve() / "rl" / f"{loaded.name}-<timestamp>"
     model, note = _model(loaded, strict=False)
     paths = run_paths(r, run_dir, model=model)
-    rounds = r.rl.expected_prompts * r.rl.optim.episodes // r.rl.rollout.prompts_per_round
+    schedule = plan_schedule(r.rl, r.rl.expected_prompts)
     return "\n".join(
         [
             f"pixelctl rl — OpenRLHF {OPENRLHF_VERSION} on Ray ({r.launch.rl.ray_address})",
@@ -60,8 +61,8 @@ def plan(loaded: LoadedRecipe) -> str:
             f"  data         {', '.join(r.rl.data) or '(rl.data is empty)'}",
             f"               → {paths.prompt_data} (validated; every reject listed in "
             "prompts.jsonl.report.json)",
-            f"  rounds       ~{rounds} × {r.rl.rollout.prompts_per_round} prompts × "
-            f"{r.rl.rollout.n_samples} samples (for {r.rl.expected_prompts} prompts)",
+            f"  rounds       {schedule.describe()}; {r.rl.rollout.n_samples} samples per prompt "
+            f"(for rl.expected_prompts={r.rl.expected_prompts})",
             f"  reward       {r.rl.reward.mode}; replay: SSR={r.rl.replay.ssr}, "
             f"zero-signal filter={r.rl.replay.zero_signal_filter} (pixelctl patches)",
             f"  plugin       {paths.agent_plugin} (copied from pixelctl)",
