@@ -19,6 +19,7 @@ from pixelctl.engines.local.loop import LocalEngine
 from pixelctl.engines.local.store import TrajectoryStore
 from pixelctl.engines.openrlhf.hook import replay_training_batch
 from pixelctl.rl.rewards import group_advantages
+from pixelctl.rl.schedule import plan_schedule
 from pixelctl.rl.selection import SelectionSettings, select_training_set
 
 N = 4  # samples per prompt
@@ -48,7 +49,11 @@ def local_engine(**replay) -> SimpleNamespace:
     )
     settings = SelectionSettings.from_recipe(recipe.rl)
     return SimpleNamespace(
-        recipe=recipe, store=TrajectoryStore(), selection=settings, replay=settings.make_replay()
+        recipe=recipe,
+        store=TrajectoryStore(),
+        selection=settings,
+        replay=settings.make_replay(),
+        plan=plan_schedule(recipe.rl, 3),  # one full round of 3 prompts per episode
     )
 
 
