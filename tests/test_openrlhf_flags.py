@@ -17,6 +17,7 @@ from pixelctl.engines.openrlhf.job import (
     EXECUTOR_ENV,
     REPLAY_ENV,
     ROLLOUT_ENV,
+    env_vars,
     render_command,
     run_paths,
     submit_argv,
@@ -110,7 +111,10 @@ def test_paper_run_values(parser, tmp_path):
     assert args["algo.kl.init_coef"] == 0.0 and args["algo.advantage.estimator"] == "dr_grpo"
     assert args["data.max_images_per_prompt"] == 16 + 15
     assert args["actor.model_name_or_path"] == "runs/sft/7b_a800-latest/model"
-    assert args["ckpt.save_steps"] == 3 * 16  # every 3 rounds of 16 optimizer steps
+    # 0.11.2's global_step counts rollout rounds (train_step returns global_step + 1 per round)
+    assert args["ckpt.save_steps"] == 3  # rl.save_every_rounds, not 3 × 16 optimizer steps
+    # the context holds the executor's budget plus the largest observation: 8 frames of 400
+    assert args["data.max_len"] == 12088 + 8 * (313600 // 784 + 2) + 256
     assert args["actor.lr_scheduler"] == "cosine_with_min_lr" and args["actor.min_lr_ratio"] == 0.5
     assert args["train.colocate_all"] and args["vllm.enable_sleep"] and args["ds.zero_stage"] == 3
 
@@ -121,14 +125,18 @@ def test_runtime_env_carries_the_pixel_bounds_to_workers(tmp_path):
     env = json.loads(argv[argv.index("--runtime-env-json") + 1])
     assert env["py_modules"] == ["/opt/pixelctl"]  # our code on every worker
     executor = json.loads(env["env_vars"][EXECUTOR_ENV])
-    assert json.loads(env["env_vars"][ROLLOUT_ENV])["temperature_after_tool"] == 0.9
+    # null: OpenRLHF scores every token at --rollout.temperature (flags.after_tool_temperature)
+    assert json.loads(env["env_vars"][ROLLOUT_ENV])["temperature_after_tool"] is None
+    assert env["worker_process_setup_hook"] == "pixelctl.engines.openrlhf.patchcheck.worker_setup"
     assert json.loads(env["env_vars"][REPLAY_ENV]) == {
         **recipe.rl.replay.model_dump(mode="json"),
         "seed": recipe.rl.seed,
     }
     assert executor["bounds"]["eval"]["processor_max_pixels"] == 4_014_080
     assert executor["bounds"]["train"]["crop_max_pixels"] == 1000 * 28 * 28
-    assert argv[argv.index("--") + 1 : argv.index("--") + 4] == [
+    assert argv[argv.index("--") + 1 : argv.index("--") + 6] == [
+        "env",
+        "TOKENIZERS_PARALLELISM=false",
         "python",
         "-m",
         "openrlhf.cli.train_ppo_ray",
@@ -160,3 +168,43 @@ def test_resume_loads_the_run_checkpoints(parser, tmp_path):
     args = vars(parser.parse_args(resumed))
     assert args["ckpt.load_enable"] is True and args["ckpt.path"] == str(tmp_path / "checkpoints")
     assert args["ckpt.output_dir"] == str(tmp_path / "checkpoints" / "final")
+
+
+def test_save_steps_matches_openrlhfs_round_counter():
+    """Read the rule from the installed trainer: one `global_step + 1` per train_step (one
+    rollout round) and `global_step % save_steps` for saving."""
+    source = (Path(find_spec("openrlhf").origin).parent / "trainer" / "ppo_trainer.py").read_text()
+    assert "return status, global_step + 1" in source
+    assert "if global_step % self.args.ckpt.save_steps == 0:" in source
+    recipe = load_recipe(ROOT / "recipes/7b_a800.yaml", ["rl.save_every_rounds=5"]).recipe
+    argv = render_flags(recipe, run_paths(recipe, Path("/r"), pixelctl_dir="/p"))
+    assert argv[argv.index("--ckpt.save_steps") + 1] == "5"
+
+
+def test_recipes_openrlhf_cannot_run_are_refused_with_the_fix(parser):
+    from pixelctl.engines.openrlhf.flags import check_recipe
+    from pixelctl.errors import StageError
+
+    fp32 = load_recipe(ROOT / "recipes/7b_a800.yaml", ["model.dtype=float32"]).recipe
+    with pytest.raises(SystemExit):  # what the job would have died of
+        parser.parse_args(render_flags(fp32, run_paths(fp32, Path("/r"), pixelctl_dir="/p")))
+    with pytest.raises(StageError, match=r"model.dtype=float32.*bf16 or fp16"):
+        check_recipe(fp32)
+    hot = load_recipe(ROOT / "recipes/7b_a800.yaml", ["rl.rollout.temperature_after_tool=0.9"])
+    rollout = json.loads(env_vars(hot.recipe)[ROLLOUT_ENV])  # what the plugin will read
+    assert rollout["temperature_after_tool"] is None and rollout["temperature"] == 1.0
+    uneven = load_recipe(ROOT / "recipes/7b_a800.yaml", ["launch.rl.gpus_per_node=6"]).recipe
+    with pytest.raises(StageError, match=r"4096 samples .* do not divide over 24 actor ranks"):
+        check_recipe(uneven)
+    for path in RECIPES:
+        check_recipe(load_recipe(path).recipe)  # the shipped recipes run
+
+
+def test_the_last_partial_round_is_trimmed_to_divide_over_the_ranks():
+    from pixelctl.engines.openrlhf.flags import trim_for_ranks
+
+    recipe = load_recipe(ROOT / "recipes/7b_a800.yaml").recipe  # 32 ranks, n = 8: step 4
+    assert [trim_for_ranks(n, recipe) for n in (15000, 15001, 15003, 512)] == [0, 1, 3, 0]
+    for n in range(14990, 15010):
+        kept = n - trim_for_ranks(n, recipe)
+        assert (kept % 512) * 8 % 32 == 0  # the partial round's samples split evenly

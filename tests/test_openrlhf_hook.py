@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -82,6 +83,7 @@ def with_advantages(rewards: list[float], group: str, n: int) -> list[Experience
     out = []
     for i, r in enumerate(rewards):
         e = rollout(r, label=f"{group}{i}")
+        e.info["pixelctl/rapr"] = torch.tensor([0.0])  # shaped by the group hook (patch 0001)
         e.advantages = torch.full((1, 5), r - mean) * e.action_mask
         out.append(e)
     return out
@@ -152,3 +154,74 @@ def test_replay_is_a_no_op_without_settings(monkeypatch):
     t = SimpleNamespace(args=SimpleNamespace(rollout=SimpleNamespace(n_samples_per_prompt=4)))
     samples = indexed(with_advantages([1, 0, 0, 0], "A", 4))
     assert replay_training_batch(t, samples) is samples
+
+
+# ---------------------------------------------------------------------------- the engine's duties
+def test_round_one_without_the_group_hook_stops_naming_the_node():
+    t = trainer(ssr=True, zero_signal_filter=True, capacity=64, seed=0)
+    unshaped = indexed(with_advantages([1, 0, 0, 0], "A", 4))
+    for e in unshaped:
+        del e.info["pixelctl/rapr"]
+    from pixelctl.engines.openrlhf.patchcheck import PatchesMissing
+
+    with pytest.raises(PatchesMissing) as err:
+        replay_training_batch(t, unshaped)
+    message = str(err.value)
+    assert "on node " in message and "shape_group_rewards" in message
+    assert "make apply-patches" in message
+
+
+def test_failed_samples_get_zero_advantage_and_never_enter_the_buffer():
+    t = trainer(ssr=True, zero_signal_filter=True, capacity=64, epsilon=0.01, seed=0)
+    group = with_advantages([1, 0, 0, 0], "F", 4)
+    group[1].info["pixelctl/failed"] = torch.tensor([1.0])
+    group[1].advantages = torch.full((1, 5), -0.25) * group[1].action_mask
+    for e in group:
+        e.info.setdefault("pixelctl/failed", torch.tensor([0.0]))
+    batch = replay_training_batch(t, indexed(group))
+    assert "F1" not in labels(batch)  # zero advantage: no signal, not drawn, not buffered
+    assert "F1" not in [s.labels[0] for s, _ in t._pixelctl_ssr.buffer]
+    assert hook.zero_failed([group[1]]) == 1 and group[1].advantages.abs().sum().item() == 0.0
+
+
+def test_buffer_age_cap_evicts_samples_of_older_rounds(monkeypatch):
+    monkeypatch.setenv(hook.REPLAY_ENV, '{"max_age_rounds": 1}')
+    t = trainer(ssr=True, zero_signal_filter=True, capacity=64, epsilon=0.01, seed=0)
+    replay_training_batch(t, indexed(with_advantages([1, 0, 0, 0], "A", 4)))
+    assert {s.labels[0][0] for s, _ in t._pixelctl_ssr.buffer} == {"A"}
+    replay_training_batch(t, indexed(with_advantages([0, 1, 0, 0], "B", 4)))
+    # after round 2 only round-2 samples stay: round 3 replays nothing older than one round
+    assert {s.labels[0][0] for s, _ in t._pixelctl_ssr.buffer} == {"B"}
+    batch = replay_training_batch(t, indexed(with_advantages([0, 0, 0, 0], "C", 4)))
+    assert {label[0] for label in labels(batch)} == {"B"}
+
+
+def test_buffer_memory_cap_keeps_the_newest_samples_that_fit(monkeypatch):
+    t = trainer(ssr=True, zero_signal_filter=True, capacity=64, epsilon=0.01, seed=0)
+    samples = with_advantages([1, 0, 0, 0], "M", 4)
+    for e in samples:  # pixel tensors as the processor makes them: float32 rows of 1,176
+        e.mm_train_inputs = [{"pixel_values": torch.zeros(16, 1176), "image_grid_thw": None}]
+    one = hook.sample_bytes(samples[0])
+    assert one >= 16 * 1176 * 4
+    monkeypatch.setenv(hook.REPLAY_ENV, json.dumps({"max_memory_gb": 2.5 * one / 1e9}))
+    replay_training_batch(t, indexed(samples))
+    assert [s.labels[0] for s, _ in t._pixelctl_ssr.buffer] == ["M2", "M3"]
+
+
+def test_ssr_buffer_is_saved_with_the_checkpoint_and_restored_on_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv(hook.SCHEDULE_ENV, json.dumps({"save_every_rounds": 2, "ranks": 1}))
+    ckpt = SimpleNamespace(path=str(tmp_path), load_enable=False)
+    t = trainer(ssr=True, zero_signal_filter=True, capacity=64, epsilon=0.01, seed=0)
+    t.args.ckpt = ckpt
+    replay_training_batch(t, indexed(with_advantages([1, 0, 0, 0], "A", 4)), global_step=0)
+    assert not (tmp_path / "pixelctl_replay.pt").exists()  # round 1: no checkpoint
+    replay_training_batch(t, indexed(with_advantages([0, 1, 0, 0], "B", 4)), global_step=1)
+    assert (tmp_path / "pixelctl_replay.pt").exists()  # OpenRLHF saves global_step2 now
+    saved = [s.labels[0] for s, _ in t._pixelctl_ssr.buffer]
+    fresh = trainer(ssr=True, zero_signal_filter=True, capacity=64, epsilon=0.01, seed=0)
+    fresh.args.ckpt = SimpleNamespace(path=str(tmp_path), load_enable=True)
+    fresh._pixelctl_ssr = fresh._pixelctl_replay_settings.make_replay()
+    assert hook.load_replay_state(fresh, 2)
+    assert [s.labels[0] for s, _ in fresh._pixelctl_ssr.buffer] == saved
+    assert fresh._pixelctl_round == 2
+    assert not hook.load_replay_state(fresh, 3)  # another checkpoint's step: not this buffer

@@ -1,11 +1,9 @@
-"""`pixelctl rl` with the OpenRLHF engine: dry-run text, the no-GPU stop, and a submitted run
-against a stand-in `ray` command (the real one needs a GPU cluster)."""
+"""`pixelctl rl` with the OpenRLHF engine: dry-run text, the no-GPU stop, and a run up to the
+submission (the submission itself goes to a real local Ray head in test_openrlhf_ray.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -17,15 +15,6 @@ from pixelctl.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FAKE_RAY = """#!/usr/bin/env python3
-import json, sys
-json.dump(sys.argv[1:], open(sys.argv[0] + ".argv.json", "w"))
-print("Job submitted; streaming logs")
-print("(PPOTrainer pid=1) ✨ Global step 1: {'policy_loss': 0.5, 'reward': 0.25, "
-      "'pixelctl/rapr': 0.125, 'generated_samples': ['x', 1.0]}")
-print("Job 'raysubmit_1' succeeded")
-"""
-
 
 def loaded(tmp_path: Path, *overrides: str):
     return load_recipe(
@@ -35,8 +24,12 @@ def loaded(tmp_path: Path, *overrides: str):
 
 def test_plan_prints_the_full_command_and_the_conversion(tmp_path):
     text = stage.plan(loaded(tmp_path))
-    assert "ray job submit" in text and "-- python -m openrlhf.cli.train_ppo_ray" in text
+    assert "ray job submit" in text
+    assert "-- env TOKENIZERS_PARALLELISM=false python -m openrlhf.cli.train_ppo_ray" in text
     assert "--actor.model_name_or_path runs/sft/7b_a800-latest/model" in text
+    assert "host memory per round 154–1,125 GB" in text  # 4096 × 37.6 MB … every op used
+    assert "--data.max_len 15560" in text and "32 actor ranks" in text
+    assert "make apply-patches" in text
     assert (
         f"→ {tmp_path / 'runs' / 'rl' / '7b_a800-<timestamp>' / 'data' / 'prompts.jsonl'}" in text
     )
@@ -60,41 +53,76 @@ def test_parse_step_keeps_numbers_only():
     assert stage.parse_step("unrelated") is None
 
 
+def test_plan_and_validate_agree_on_the_rounds(tmp_path):
+    from pixelctl.config.derived import derive
+
+    rec = loaded(tmp_path)
+    rounds = next(d for d in derive(rec.recipe)[0] if d.name == "rounds")
+    assert rounds.value == 90  # ceil(15000 / 512) = 30 per episode × 3
+    assert f"rounds       {rounds.how}" in stage.plan(rec)
+
+
 def test_run_converts_writes_the_job_and_records_metrics(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    ray = bin_dir / "ray"
-    ray.write_text(FAKE_RAY)
-    ray.chmod(ray.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(stage, "preflight", lambda address: None)
+    submitted = {}
+
+    def submit(argv, log, run, console):  # the real submission: test_openrlhf_ray.py
+        submitted["argv"] = argv
+        log.parent.mkdir(parents=True, exist_ok=True)
+        line = "(PPOTrainer pid=1) ✨ Global step 1: {'policy_loss': 0.5, 'pixelctl/rapr': 0.125}"
+        log.write_text(line + "\n")
+        run.log_metrics(stage.parse_step(line))
+
+    monkeypatch.setattr(stage, "_submit", submit)
+    # word count stands in for the tokenizer here (the model folder holds no weights)
+    monkeypatch.setattr(stage, "_text_counter", lambda model: lambda text: len(text.split()))
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    Image.new("RGB", (4000, 4000)).save(tmp_path / "big.png")
     data = tmp_path / "rl.jsonl"
     records = [
         {"qid": "q-1", "question": "Q", "image": ["a.png"], "answer": "1", "is_video": False},
         {"qid": "q-2", "question": "Q", "image": ["nope.png"], "answer": "1", "is_video": False},
+        {"qid": "q-3", "question": "Q", "image": ["big.png"] * 2, "answer": "1", "is_video": False},
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     model = tmp_path / "sft-model"
     model.mkdir()
     (model / "config.json").write_text("{}")  # a model folder, as resolve_model requires
-    rec = loaded(tmp_path, f"rl.data=[{data}]", f"rl.init_from={model}")
+    (model / "preprocessor_config.json").write_text(
+        json.dumps({"min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14})
+    )
+    rec = loaded(
+        tmp_path,
+        f"rl.data=[{data}]",
+        f"rl.init_from={model}",
+        "launch.rl.nodes=1",
+        "launch.rl.gpus_per_node=1",
+        "launch.rl.vllm_engines=1",
+    )
     run = RunDir.create(tmp_path / "runs", "rl", "7b_a800", rec.recipe.model_dump(mode="json"))
 
+    # the launching machine's own OpenRLHF (this venv's) is unpatched: refused, named
+    with pytest.raises(stage.StageError, match=r"launching machine is not patched.*make apply"):
+        stage.run(rec, run)
+    monkeypatch.setattr(stage, "require_patches", lambda **kw: None)
     stage.run(rec, run)
 
     prompts = run.path / "data" / "prompts.jsonl"
     assert len(prompts.read_text().splitlines()) == 1
     report = json.loads((run.path / "data" / "prompts.jsonl.report.json").read_text())
-    assert [r["qid"] for r in report["rejects"]] == ["q-2"]
+    assert [r["qid"] for r in report["rejects"]] == ["q-2", "q-3"]
+    assert "over rl.rollout.max_prompt_tokens = 2048" in report["rejects"][1]["text"]
     plugin_copy = run.path / "job" / "agent_plugin.py"
     assert "class AgentExecutor(MultiTurnAgentExecutor)" in plugin_copy.read_text()
-    argv = json.loads(Path(str(ray) + ".argv.json").read_text())
-    assert argv[:2] == ["job", "submit"]
-    assert argv[argv.index("--actor.model_name_or_path") + 1] == str(model.resolve())
+    argv = submitted["argv"]
+    assert argv[:2] == ["ray", "job"]
+    view = run.path.resolve() / "model"
+    assert argv[argv.index("--actor.model_name_or_path") + 1] == str(view)
+    assert (view / "config.json").resolve() == (model / "config.json").resolve()
+    clamp = json.loads((view / "preprocessor_config.json").read_text())
+    assert (clamp["min_pixels"], clamp["max_pixels"]) == (3136, 1568000)  # the train bounds
     assert argv[argv.index("--train.agent_func_path") + 1] == str(plugin_copy.resolve())
     assert "--ckpt.load_enable" not in argv
     assert (run.path / "job" / "submit.sh").read_text().startswith("#!/usr/bin/env bash\nray job")
-    assert "Global step 1" in (run.path / "logs" / "job.log").read_text()
     (metrics,) = run.read_metrics()
     assert metrics["step"] == 1 and metrics["pixelctl/rapr"] == 0.125

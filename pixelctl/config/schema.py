@@ -251,6 +251,15 @@ class ReplayConfig(Section):
     ssr: bool = Field(True, description="Selective Sample Replay (VL-Rethinker).")
     capacity: int = Field(4096, ge=1, description="Replay buffer size, in trajectories.")
     epsilon: float = Field(0.01, ge=0.0, description="Added to |A| when drawing from the buffer.")
+    max_age_rounds: int | None = Field(
+        None,
+        ge=1,
+        description="openrlhf engine: evict buffered samples older than this many rounds (their "
+        "log-probs and advantages are from their own round's policy); null = no age cap.",
+    )
+    max_memory_gb: float | None = Field(
+        None, gt=0, description="openrlhf engine: cap the buffer's pixel tensors at this size."
+    )
 
 
 class RLConfig(Section):
@@ -377,6 +386,12 @@ class RLLaunch(ClusterLayout):
     vllm_gpu_memory_utilization: float = Field(0.6, gt=0.0, le=1.0)
     colocate: bool = Field(True, description="Actor and vLLM engines share GPUs (sleep mode).")
     ray_address: str = Field("http://127.0.0.1:8265", description="Ray dashboard/job address.")
+    host_memory_gb: float | None = Field(
+        None, gt=0, description="Host RAM of the node running OpenRLHF's PPOTrainer (validate warns)."
+    )
+    smoke_plugin: bool = Field(
+        False, description="Bring-up only: force one scripted crop on turn 1 (make smoke-gpu)."
+    )
 
 
 class LaunchConfig(Section):

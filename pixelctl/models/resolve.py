@@ -29,8 +29,12 @@ BUILTIN_MODELS: dict[str, str] = {
         "Random-init Qwen2.5-VL (~0.3M parameters, real model/processor classes, "
         "Qwen chat format and special tokens) built offline from a seed; for CPU tests and demos."
     ),
+    "tiny-qwen2.5-vl-h64": (
+        "The tiny Qwen2.5-VL with attention heads of 64 (text and vision), which vLLM's kernels "
+        "accept; for the one-GPU OpenRLHF smoke (make smoke-gpu)."
+    ),
 }
-_BUILD_VERSIONS = {"tiny-qwen2.5-vl": TINY_BUILD_VERSION}
+_BUILD_VERSIONS = {"tiny-qwen2.5-vl": TINY_BUILD_VERSION, "tiny-qwen2.5-vl-h64": TINY_BUILD_VERSION}
 
 
 def cache_root() -> Path:
@@ -85,7 +89,10 @@ def run_checkpoint(run_dir: Path) -> Path:
 def _builder(name: str) -> Callable[[Path], object]:
     from pixelctl.models import tiny  # looked up at call time so tests can substitute the builder
 
-    return {"tiny-qwen2.5-vl": tiny.build_tiny_model}[name]
+    def h64(out_dir: Path) -> object:
+        return tiny.build_tiny_model(out_dir, head_dim=64)
+
+    return {"tiny-qwen2.5-vl": tiny.build_tiny_model, "tiny-qwen2.5-vl-h64": h64}[name]
 
 
 def is_complete(folder: Path) -> bool:

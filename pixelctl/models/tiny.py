@@ -74,8 +74,12 @@ def build_tiny_model(
     image_max_pixels: int = TinyBuildArgs.image_max_pixels,
     video_min_pixels: int = TinyBuildArgs.video_min_pixels,
     video_max_pixels: int = TinyBuildArgs.video_max_pixels,
+    head_dim: int = 16,
 ) -> Path:
-    """Build and save the tiny model, processor, tokenizer and generation config into out_dir."""
+    """Build and save the tiny model, processor, tokenizer and generation config into out_dir.
+
+    `head_dim=64` gives text and vision attention heads of 64 (vLLM's kernels need such
+    sizes; `builtin:tiny-qwen2.5-vl-h64`, the GPU smoke's model)."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -90,7 +94,7 @@ def build_tiny_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(vocab_size=args.vocab_size)
     processor = build_processor(tokenizer, args)
-    config = build_config(tokenizer)
+    config = build_config(tokenizer, head_dim)
     # fork_rng: building must not disturb the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -99,6 +103,8 @@ def build_tiny_model(
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     info = {"builder": "pixelctl.models.tiny", "build_version": TINY_BUILD_VERSION, **asdict(args)}
+    if head_dim != 16:
+        info["head_dim"] = head_dim
     (out_dir / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return out_dir
 
@@ -163,8 +169,9 @@ def token_ids(tokenizer: Any) -> dict[str, int]:
     return {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS + TOOL_TOKENS}
 
 
-def build_config(tokenizer: Any) -> Any:
-    """The tiny Qwen2.5-VL config; vocab = tokenizer size, Qwen's special ids wired in."""
+def build_config(tokenizer: Any, head_dim: int = 16) -> Any:
+    """The tiny Qwen2.5-VL config; vocab = tokenizer size, Qwen's special ids wired in.
+    `head_dim` 16 (default) or 64 (4 text heads of 64, 2 vision heads of 64)."""
     from transformers import Qwen2_5_VLConfig
 
     ids = token_ids(tokenizer)
@@ -181,23 +188,27 @@ def build_config(tokenizer: Any) -> Any:
     }
     text_config = {
         "vocab_size": len(tokenizer),
-        "hidden_size": 64,
-        "intermediate_size": 128,
+        "hidden_size": 4 * head_dim,
+        "intermediate_size": 8 * head_dim,
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "max_position_embeddings": 32768,
         # head_dim 16 → 8 rotary frequencies split over (time, height, width), Qwen's 2:3:3.
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16],
+        },
         **eos_pad,
         **special,
     }
     vision_config = {
         "depth": 1,
-        "hidden_size": 32,
-        "intermediate_size": 64,
+        "hidden_size": 2 * head_dim,
+        "intermediate_size": 4 * head_dim,
         "num_heads": 2,
-        "out_hidden_size": 64,  # must equal the text hidden size
+        "out_hidden_size": 4 * head_dim,  # must equal the text hidden size
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,

@@ -1,7 +1,7 @@
 ray job submit \
   --address http://127.0.0.1:8265 \
-  --runtime-env-json '{"env_vars": {"PIXELCTL_EXECUTOR_JSON": "{\"bounds\": {\"eval\": {\"crop_max_pixels\": 4014080, \"crop_min_pixels\": 200704, \"frame_max_pixels\": 401408, \"frame_min_pixels\": 3136, \"image_max_pixels\": 6272000, \"image_min_pixels\": 200704, \"processor_max_pixels\": 4014080, \"processor_min_pixels\": 401408, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}, \"train\": {\"crop_max_pixels\": 784000, \"crop_min_pixels\": 3136, \"frame_max_pixels\": 313600, \"frame_min_pixels\": 3136, \"image_max_pixels\": 1568000, \"image_min_pixels\": 3136, \"processor_max_pixels\": null, \"processor_min_pixels\": null, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}}, \"box_mode\": \"compat\", \"data_root\": null, \"max_frames\": 8, \"max_images\": 16, \"max_input_pixels\": 67108864, \"max_operations\": 4, \"max_trajectory_tokens\": 12088, \"min_crop_side\": 28, \"pad\": 0.1}", "PIXELCTL_PROMPT_MODE": "vcot", "PIXELCTL_REPLAY_JSON": "{\"capacity\": 4096, \"epsilon\": 0.01, \"seed\": 42, \"ssr\": true, \"zero_signal_filter\": true}", "PIXELCTL_REWARD_JSON": "{\"H\": 0.3, \"N\": 1, \"alpha\": 0.5, \"beta\": 0.05, \"mode\": \"paper\"}", "PIXELCTL_ROLLOUT_JSON": "{\"max_new_tokens\": 2048, \"max_prompt_tokens\": 2048, \"micro_batch_size\": 1, \"n_samples\": 8, \"prompts_per_round\": 512, \"temperature\": 1.0, \"temperature_after_tool\": 0.9, \"top_p\": 0.95}", "TOKENIZERS_PARALLELISM": "false"}, "py_modules": ["/opt/venv/pixelctl"]}' \
-  -- python -m openrlhf.cli.train_ppo_ray \
+  --runtime-env-json '{"env_vars": {"PIXELCTL_EXECUTOR_JSON": "{\"bounds\": {\"eval\": {\"crop_max_pixels\": 4014080, \"crop_min_pixels\": 200704, \"frame_max_pixels\": 401408, \"frame_min_pixels\": 3136, \"image_max_pixels\": 6272000, \"image_min_pixels\": 200704, \"processor_max_pixels\": 4014080, \"processor_min_pixels\": 401408, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}, \"train\": {\"crop_max_pixels\": 784000, \"crop_min_pixels\": 3136, \"frame_max_pixels\": 313600, \"frame_min_pixels\": 3136, \"image_max_pixels\": 1568000, \"image_min_pixels\": 3136, \"processor_max_pixels\": null, \"processor_min_pixels\": null, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}}, \"box_mode\": \"compat\", \"data_root\": null, \"max_frames\": 8, \"max_images\": 16, \"max_input_pixels\": 67108864, \"max_operations\": 4, \"max_trajectory_tokens\": 12088, \"min_crop_side\": 28, \"pad\": 0.1}", "PIXELCTL_PROMPT_MODE": "vcot", "PIXELCTL_REPLAY_JSON": "{\"capacity\": 4096, \"epsilon\": 0.01, \"max_age_rounds\": 1, \"max_memory_gb\": 128.0, \"seed\": 42, \"ssr\": true, \"zero_signal_filter\": true}", "PIXELCTL_REWARD_JSON": "{\"H\": 0.3, \"N\": 1, \"alpha\": 0.5, \"beta\": 0.05, \"mode\": \"paper\"}", "PIXELCTL_ROLLOUT_JSON": "{\"max_new_tokens\": 2048, \"max_prompt_tokens\": 2048, \"micro_batch_size\": 1, \"n_samples\": 8, \"prompts_per_round\": 512, \"temperature\": 1.0, \"temperature_after_tool\": null, \"top_p\": 0.95}", "PIXELCTL_SCHEDULE_JSON": "{\"ranks\": 32, \"save_every_rounds\": 3}"}, "py_modules": ["/opt/venv/pixelctl"], "worker_process_setup_hook": "pixelctl.engines.openrlhf.patchcheck.worker_setup"}' \
+  -- env TOKENIZERS_PARALLELISM=false python -m openrlhf.cli.train_ppo_ray \
   --actor.model_name_or_path runs/sft/7b_a800-latest/model \
   --actor.num_nodes 4 \
   --actor.num_gpus_per_node 8 \
@@ -21,7 +21,7 @@ ray job submit \
   --data.label_key label \
   --data.image_key images \
   --data.max_images_per_prompt 31 \
-  --data.max_len 12088 \
+  --data.max_len 15560 \
   --train.agent_func_path /runs/rl/7b_a800-RUN/job/agent_plugin.py \
   --rollout.n_samples_per_prompt 8 \
   --rollout.batch_size 512 \
@@ -46,6 +46,6 @@ ray job submit \
   --actor.min_lr_ratio 0.5 \
   --ckpt.output_dir /runs/rl/7b_a800-RUN/checkpoints/final \
   --ckpt.path /runs/rl/7b_a800-RUN/checkpoints \
-  --ckpt.save_steps 48 \
+  --ckpt.save_steps 3 \
   --ckpt.save_hf \
   --logger.tensorboard_dir /runs/rl/7b_a800-RUN/tensorboard

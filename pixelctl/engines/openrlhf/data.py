@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
+from pixelctl.executor import smart_resize
 from pixelctl.prompt import build_messages
 from pixelctl.queries import Reject, load_queries
 
 VIDEO_FRAMES = 16  # frames pre-extracted per video (SPEC §2); vLLM sees each as one image
+MERGE = 28  # pixels per side of one merged Qwen2.5-VL visual token
 
 
 def max_images_per_prompt(max_images: int) -> int:
@@ -89,6 +91,55 @@ def parse_label(label: str | dict) -> Query:
         ) from None
 
 
+@dataclass(frozen=True)
+class PromptBudget:
+    """What a first prompt may cost: `rl.rollout.max_prompt_tokens`, counted the way the model
+    will see it — the rendered text (one pad per image) plus each image's visual tokens after
+    the executor fits it to the train bounds (`smart_resize`, as `Session.input_image` does).
+
+    `count_text` tokenizes (the start checkpoint's tokenizer); without it only the visual tokens
+    are counted, a lower bound."""
+
+    max_tokens: int
+    image_min_pixels: int
+    image_max_pixels: int
+    video_min_pixels: int
+    video_max_pixels: int
+    count_text: Any = None  # Callable[[str], int] | None
+
+    @classmethod
+    def from_recipe(cls, recipe: Any, count_text: Any = None) -> PromptBudget:
+        b = recipe.executor.bounds.train
+        return cls(
+            recipe.rl.rollout.max_prompt_tokens,
+            b.image_min_pixels,
+            b.image_max_pixels,
+            b.video_min_pixels,
+            b.video_max_pixels,
+            count_text,
+        )
+
+    def visual_tokens(self, width: int, height: int, video: bool) -> int:
+        lo, hi = (
+            (self.video_min_pixels, self.video_max_pixels)
+            if video
+            else (self.image_min_pixels, self.image_max_pixels)
+        )
+        h, w = smart_resize(height, width, MERGE, lo, hi)
+        return (h // MERGE) * (w // MERGE)
+
+    def prompt_tokens(self, query: Query, prompt: str) -> int:
+        """Raises OSError (unreadable image) or ValueError (extreme aspect ratio)."""
+        from PIL import Image
+
+        n = self.count_text(prompt) - len(query.images) if self.count_text else 0
+        for path in query.images:
+            with Image.open(path) as im:  # reads the header only
+                width, height = im.size
+            n += self.visual_tokens(width, height, query.is_video)
+        return n
+
+
 def _limit_reason(query: Query, max_images: int) -> str | None:
     n = len(query.images)
     if query.is_video and not 0 < n <= VIDEO_FRAMES:
@@ -127,22 +178,42 @@ def convert(
     *,
     mode: str = "vcot",
     max_images: int = 16,
+    budget: PromptBudget | None = None,
+    trim: Any = None,
 ) -> ConversionReport:
-    """Convert every record of `sources` into `output` (JSONL) and write `<output>.report.json`."""
+    """Convert every record of `sources` into `output` (JSONL) and write `<output>.report.json`.
+
+    `budget` refuses first prompts over `rl.rollout.max_prompt_tokens` (and unreadable images)
+    here, listed, instead of failing on a worker; `trim(n)` says how many of the `n` accepted
+    prompts to drop from the end so every round divides over the actor ranks
+    (`flags.trim_for_ranks`)."""
     loaded = load_queries(list(sources))
     out = Path(output)
     report = ConversionReport(str(out.resolve()), rejects=list(loaded.rejects))
     out.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for q in loaded.queries:
+        reason = _limit_reason(q, max_images)
+        q = _absolute(q)
+        prompt = render_prompt(q, mode) if reason is None else ""
+        if reason is None and budget is not None:
+            reason = _budget_reason(q, prompt, budget)
+        if reason:
+            report.rejects.append(Reject("(converted)", 0, q.qid, reason))
+            continue
+        records.append((q, prompt))
+    drop = trim(len(records)) if trim is not None and records else 0
+    for q, _ in records[len(records) - drop :]:
+        report.rejects.append(
+            Reject(
+                "(converted)", 0, q.qid, "trimmed: the last round must divide over the actor ranks"
+            )
+        )
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        for q in loaded.queries:
-            reason = _limit_reason(q, max_images)
-            if reason:
-                report.rejects.append(Reject("(converted)", 0, q.qid, reason))
-                continue
-            q = _absolute(q)
+        for q, prompt in records[: len(records) - drop]:
             record = {
-                "prompt": render_prompt(q, mode),
+                "prompt": prompt,
                 "label": label_json(q),
                 "images": list(q.images),
                 "qid": q.qid,
@@ -155,6 +226,19 @@ def convert(
     report_path = out.with_name(out.name + ".report.json")
     report_path.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def _budget_reason(query: Query, prompt: str, budget: PromptBudget) -> str | None:
+    try:
+        n = budget.prompt_tokens(query, prompt)
+    except (OSError, ValueError) as exc:
+        return f"unreadable image: {exc}"
+    if n > budget.max_tokens:
+        return (
+            f"the first prompt takes {n} tokens (text + visual tokens at the train bounds), over "
+            f"rl.rollout.max_prompt_tokens = {budget.max_tokens}"
+        )
+    return None
 
 
 def _absolute(query: Query) -> Query:

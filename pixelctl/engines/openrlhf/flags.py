@@ -81,7 +81,11 @@ FLAG_TABLE: tuple[Flag, ...] = (
     Flag("--ds.enable_sleep", "launch.rl.colocate", lambda r, p: r.launch.rl.colocate),
     Flag("--ds.zero_stage", "rl.optim.zero_stage", lambda r, p: r.rl.optim.zero_stage),
     Flag("--ds.adam_offload", "rl.optim.adam_offload", lambda r, p: r.rl.optim.adam_offload),
-    Flag("--ds.param_dtype", "model.dtype", lambda r, p: _DTYPE[r.model.dtype]),
+    Flag(
+        "--ds.param_dtype",
+        "model.dtype (bf16/fp16 only: check_recipe)",
+        lambda r, p: _DTYPE[r.model.dtype],
+    ),
     Flag(
         "--ds.attn_implementation",
         "model.attn_implementation",
@@ -111,8 +115,8 @@ FLAG_TABLE: tuple[Flag, ...] = (
     ),
     Flag(
         "--data.max_len",
-        "executor.max_trajectory_tokens",
-        lambda r, p: r.executor.max_trajectory_tokens,
+        "executor.max_trajectory_tokens + the largest observation (observation_reserve)",
+        lambda r, p: max_len(r),
     ),
     Flag("--train.agent_func_path", "pixelctl's AgentExecutor plugin", lambda r, p: p.agent_plugin),
     # rollout
@@ -189,22 +193,89 @@ FLAG_TABLE: tuple[Flag, ...] = (
     ),
     Flag("--actor.lr_warmup_ratio", "rl.optim.warmup_ratio", lambda r, p: r.rl.optim.warmup_ratio),
     Flag("--actor.min_lr_ratio", "rl.optim.min_lr_ratio", lambda r, p: r.rl.optim.min_lr_ratio),
-    # checkpoints and logs (save_steps counts optimizer steps: rounds × steps per round)
+    # checkpoints and logs. In 0.11.2 `global_step` counts rollout rounds (train_step returns
+    # global_step + 1 once per round) and saving tests global_step % save_steps: rounds.
     Flag("--ckpt.output_dir", "the run directory (final model)", lambda r, p: p.output_dir),
     Flag("--ckpt.path", "the run directory (periodic checkpoints)", lambda r, p: p.ckpt_dir),
     Flag("--ckpt.load_enable", "pixelctl rl --resume", lambda r, p: p.resume),
-    Flag(
-        "--ckpt.save_steps",
-        "rl.save_every_rounds × optimizer steps per round",
-        lambda r, p: r.rl.save_every_rounds * _steps_per_round(r),
-    ),
+    Flag("--ckpt.save_steps", "rl.save_every_rounds (rounds)", lambda r, p: r.rl.save_every_rounds),
     Flag("--ckpt.save_hf", "HF-format checkpoints for eval", lambda r, p: True),
     Flag("--logger.tensorboard_dir", "the run directory", lambda r, p: p.tensorboard_dir),
 )
 
 
-def _steps_per_round(r: Recipe) -> int:
-    return r.rl.rollout.prompts_per_round * r.rl.rollout.n_samples // r.rl.optim.batch_size
+# ---------------------------------------------------------------------------- derived values
+OBSERVATION_TEXT_TOKENS = 256  # chat markup + an observation's text (longest: an error message)
+PIXELS_PER_TOKEN = 28 * 28  # one merged Qwen2.5-VL visual token
+
+
+def observation_reserve(r: Recipe) -> int:
+    """Tokens the largest single observation can add: a crop at the train crop cap, or
+    `executor.max_frames` frames at the frame cap (each with its vision start/end markers).
+
+    The executor checks `executor.max_trajectory_tokens` *before* a call, so the context must
+    hold that budget plus one observation; OpenRLHF would otherwise drop the images of an
+    observation that does not fit and strip their pads while the rollout records them as
+    delivered (utils/agent.py). The plugin refuses any observation that still would not fit.
+    """
+    b = r.executor.bounds.train
+    crop = b.crop_max_pixels // PIXELS_PER_TOKEN + 2
+    frames = r.executor.max_frames * (b.frame_max_pixels // PIXELS_PER_TOKEN + 2)
+    return max(crop, frames) + OBSERVATION_TEXT_TOKENS
+
+
+def max_len(r: Recipe) -> int:
+    """`--data.max_len` (vLLM's max_model_len and the trainer's truncation length)."""
+    return r.executor.max_trajectory_tokens + observation_reserve(r)
+
+
+def actor_ranks(r: Recipe) -> int:
+    """Data-parallel actor ranks a round's samples split over (no ring/tensor parallelism)."""
+    return r.launch.rl.nodes * _actor_gpus_per_node(r)
+
+
+def after_tool_temperature(r: Recipe) -> float | None:
+    """The temperature the plugin samples later turns at: none of its own. OpenRLHF 0.11.2's
+    actor scores every token at `--rollout.temperature` (models/actor.py divides the logits by
+    one temperature), so sampling after a tool call at the reference's 0.9 would train on
+    tokens from another policy than the one scored. Every turn samples at
+    `rl.rollout.temperature`; the plan says so when the recipe asks for another value."""
+    return None
+
+
+def check_recipe(r: Recipe) -> None:
+    """What OpenRLHF 0.11.2 cannot run as written, refused with the field and the fix."""
+    from pixelctl.errors import StageError
+
+    problems = []
+    if r.model.dtype not in ("bfloat16", "float16"):
+        problems.append(
+            f"model.dtype={r.model.dtype}: OpenRLHF 0.11.2's --ds.param_dtype takes bf16 or fp16; "
+            "set model.dtype=bfloat16 (or use rl.engine=local for float32)"
+        )
+    ro = r.rl.rollout
+    ranks = actor_ranks(r)
+    per_round = ro.prompts_per_round * ro.n_samples
+    if ranks and per_round % ranks:
+        problems.append(
+            f"a round's {per_round} samples (rl.rollout.prompts_per_round × n_samples) do not "
+            f"divide over {ranks} actor ranks (launch.rl.nodes × gpus_per_node): ZeRO-3 ranks "
+            "would run different numbers of forwards and hang; pick sizes that divide"
+        )
+    if problems:
+        raise StageError("the OpenRLHF engine cannot run this recipe:\n  " + "\n  ".join(problems))
+
+
+def trim_for_ranks(n_prompts: int, r: Recipe) -> int:
+    """How many prompts to drop so that the last, partial round of every episode also divides
+    over the actor ranks (full rounds do: check_recipe). We trim rather than refuse: the data is
+    only counted after conversion, and a few prompts (fewer than ranks / gcd(n, ranks)) are
+    cheaper to lose than the run. The dropped prompts are listed in the conversion report."""
+    import math
+
+    ranks, n = actor_ranks(r), r.rl.rollout.n_samples
+    step = ranks // math.gcd(n, ranks) if ranks else 1
+    return n_prompts % step
 
 
 def _fmt(v: Any) -> str:

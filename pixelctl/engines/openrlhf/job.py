@@ -18,13 +18,24 @@ import shlex
 from pathlib import Path
 
 from pixelctl.config.schema import Recipe
-from pixelctl.engines.openrlhf.flags import RunPaths, render_flags
+from pixelctl.engines.openrlhf.flags import (
+    RunPaths,
+    actor_ranks,
+    after_tool_temperature,
+    render_flags,
+)
 
 EXECUTOR_ENV = "PIXELCTL_EXECUTOR_JSON"
 PROMPT_ENV = "PIXELCTL_PROMPT_MODE"
 REWARD_ENV = "PIXELCTL_REWARD_JSON"
 ROLLOUT_ENV = "PIXELCTL_ROLLOUT_JSON"
 REPLAY_ENV = "PIXELCTL_REPLAY_JSON"
+SCHEDULE_ENV = "PIXELCTL_SCHEDULE_JSON"
+SETUP_HOOK = "pixelctl.engines.openrlhf.patchcheck.worker_setup"
+# What `openrlhf/cli/train_ppo_ray.py` passes to its own `ray.init(runtime_env={"env_vars": …})`
+# inside the job driver (tests/test_openrlhf_job.py reads them from the installed source).
+DRIVER_ENV_KEYS = ("TOKENIZERS_PARALLELISM", "NCCL_DEBUG", "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS")
+ENTRYPOINT_ENV = {"TOKENIZERS_PARALLELISM": "false"}  # set in the entrypoint's own environment
 
 
 def _dump(model) -> str:
@@ -39,15 +50,43 @@ def env_vars(recipe: Recipe) -> dict[str, str]:
         EXECUTOR_ENV: _dump(recipe.executor),
         PROMPT_ENV: recipe.prompt.mode,
         REWARD_ENV: _dump(rl.reward),
-        ROLLOUT_ENV: _dump(rl.rollout),
+        # later turns sample at rl.rollout.temperature (flags.after_tool_temperature)
+        ROLLOUT_ENV: json.dumps(
+            {
+                **rl.rollout.model_dump(mode="json"),
+                "temperature_after_tool": after_tool_temperature(recipe),
+            },
+            sort_keys=True,
+        ),
         REPLAY_ENV: json.dumps(replay, sort_keys=True),
-        "TOKENIZERS_PARALLELISM": "false",
+        SCHEDULE_ENV: json.dumps(schedule_settings(recipe), sort_keys=True),
     }
 
 
+def schedule_settings(recipe: Recipe) -> dict:
+    """What the hook needs to know about the layout: the data-parallel ranks a round splits
+    over, and the checkpoint cadence (the SSR buffer is saved with each checkpoint)."""
+    return {"ranks": actor_ranks(recipe), "save_every_rounds": recipe.rl.save_every_rounds}
+
+
 def runtime_env(recipe: Recipe, paths: RunPaths) -> dict:
-    """Ray runtime env of the job: our code and our settings on every worker."""
-    return {"py_modules": [paths.pixelctl_dir], "env_vars": env_vars(recipe)}
+    """Ray runtime env of the job: our code and our settings on every worker, and the patch
+    check that runs in every worker process before its first task (patchcheck.py).
+
+    `env_vars` never holds a key that `train_ppo_ray` puts in its own `ray.init(runtime_env=…)`
+    (DRIVER_ENV_KEYS): Ray refuses to merge a job env and a driver env that share a key, and the
+    job would die in `ray.init`. TOKENIZERS_PARALLELISM reaches the workers through the
+    entrypoint's environment instead (`train_ppo_ray` reads it with `os.environ.get`).
+    """
+    env = env_vars(recipe)
+    clash = sorted(set(env) & set(DRIVER_ENV_KEYS))
+    if clash:  # a programming error: the job could never start
+        raise ValueError(f"{clash} would clash with train_ppo_ray's ray.init runtime env")
+    return {
+        "py_modules": [paths.pixelctl_dir],
+        "env_vars": env,
+        "worker_process_setup_hook": SETUP_HOOK,
+    }
 
 
 def default_model(recipe: Recipe) -> str:
@@ -96,11 +135,29 @@ def submit_argv(recipe: Recipe, paths: RunPaths) -> list[str]:
         "--runtime-env-json",
         env,
         "--",
-        "python",
-        "-m",
-        "openrlhf.cli.train_ppo_ray",
-        *render_flags(recipe, paths),
+        *entrypoint_argv(recipe, paths),
     ]
+
+
+def entrypoint_argv(recipe: Recipe, paths: RunPaths) -> list[str]:
+    """The job's entrypoint: `env TOKENIZERS_PARALLELISM=false python -m …train_ppo_ray FLAGS`."""
+    env = [f"{k}={v}" for k, v in ENTRYPOINT_ENV.items()]
+    return ["env", *env, "python", "-m", "openrlhf.cli.train_ppo_ray", *render_flags(recipe, paths)]
+
+
+def check_paths(paths: RunPaths) -> None:
+    """OpenRLHF splits `--data.prompt_dataset` on `,` (several datasets) and `@` (a data dir):
+    a run directory holding either would load something else. Refuse it up front."""
+    bad = [c for c in ",@" if c in paths.prompt_data]
+    if bad:
+        from pixelctl.errors import StageError
+
+        raise StageError(
+            f"the run directory {Path(paths.prompt_data).parent.parent} contains "
+            f"{' and '.join(repr(c) for c in bad)}, which OpenRLHF's blending_datasets reads as "
+            "a dataset separator; set launch.runs_root (or the recipe's file name) to a path "
+            "without ',' or '@'"
+        )
 
 
 def render_command(argv: list[str]) -> str:

@@ -25,6 +25,7 @@ variable is an error, because settings that silently fell back broke reproductio
 import asyncio
 import copy
 import json
+import logging
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from pixelctl.executor import ExecutorSettings, Session
 IM_END = "<|im_end|>"
 IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
 LOG = "pixelctl/"  # extra_logs prefix: the group hook reads these, the trainer logs them
+MERGE = 28  # pixels per side of one merged visual token
+logger = logging.getLogger("pixelctl.agent")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class _Turn:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ended_with_eos: bool = False
+    max_length: int | None = None  # OpenRLHF's context (--data.max_len)
+    tokenizer: Any = None  # OpenRLHF's processor, to count an observation's tokens
 
 
 # One per sample: `execute` runs as its own asyncio task (OpenRLHF gathers the samples), and the
@@ -160,14 +165,57 @@ class AgentInstance(AgentInstanceBase):
             "environment_feedback": "",
             "environment_images": None,
             "done": rollout.done,
-            "extra_logs": outcome.logs(correct),
+            "extra_logs": {**outcome.logs(correct), f"{LOG}overflow": 0.0},
         }
         if not rollout.done and obs is not None:
             closed = self.turn.ended_with_eos or text.endswith(IM_END)
-            result["environment_feedback"] = feedback_markup(obs.text, len(obs.images), closed)
-            result["environment_images"] = list(obs.images) or None
+            feedback = feedback_markup(obs.text, len(obs.images), closed)
+            images = list(obs.images)
+            room = self._room(states)
+            need = self._tokens(feedback, images) if images and room is not None else 0
+            if images and room is not None and need > room:
+                # OpenRLHF would drop these images silently (utils/agent.py): refuse instead,
+                # with an error the model can act on, and record the call as failed.
+                feedback = feedback_markup(_overflow_text(need, room), 0, closed)
+                images = []
+                call = rollout.calls[-1]
+                call.ok, call.error, call.n_images = False, "context overflow", 0
+                result["extra_logs"] = {
+                    **_Snapshot(rollout).logs(correct),
+                    f"{LOG}overflow": 1.0,
+                }
+                logger.warning(
+                    "pixelctl: %s: observation of %d tokens refused (%d left)",
+                    rollout.query.qid,
+                    need,
+                    room,
+                )
+            result["environment_feedback"] = feedback
+            result["environment_images"] = images or None
             result["sampling_params"] = self._next_sampling(states["sampling_params"])
         return result
+
+    def _room(self, states: dict) -> int | None:
+        """Tokens the context has left after this action (None: unknown, outside OpenRLHF)."""
+        if self.turn.max_length is None or self.turn.tokenizer is None:
+            return None
+        used = self.turn.prompt_tokens + self.turn.completion_tokens
+        return self.turn.max_length - used
+
+    def _tokens(self, feedback: str, images: list) -> int:
+        """An observation's tokens: the text (one pad per image) plus each image's visual
+        tokens, which the processor takes from the image size (already fitted to the bounds)."""
+        from pixelctl.executor import smart_resize
+
+        tok = self.turn.tokenizer
+        inner = getattr(tok, "tokenizer", tok)
+        n = len(inner(feedback, add_special_tokens=False)["input_ids"]) - len(images)
+        size = getattr(getattr(tok, "image_processor", None), "size", None) or {}
+        lo, hi = size.get("shortest_edge"), size.get("longest_edge")
+        for im in images:
+            h, w = smart_resize(im.height, im.width, MERGE, lo, hi)
+            n += (h // MERGE) * (w // MERGE)
+        return n
 
     def _next_sampling(self, params: Any) -> Any:
         after = self.config.temperature_after_tool
@@ -176,6 +224,13 @@ class AgentInstance(AgentInstanceBase):
         params = copy.deepcopy(params)
         params.temperature = after
         return params
+
+
+def _overflow_text(need: int, room: int) -> str:
+    return (
+        f"\nExecution error:\nThe result needs {need} tokens but only {room} remain in the "
+        "context. Answer with what you have seen."
+    )
 
 
 def feedback_markup(text: str, n_images: int, action_closed: bool) -> str:
@@ -246,21 +301,76 @@ class AgentExecutor(MultiTurnAgentExecutor):
     async def execute(
         self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None
     ):
-        query = parse_label(label)
-        paths = list(images or [])
-        fitted = (
-            await asyncio.to_thread(_fit_inputs, paths, query.is_video, self.config.settings)
-            if paths
-            else None
-        )
-        turn = _Turn()
-        _TURN.set(turn)
-        engine = _CappedEngine(llm_engine, self.config.max_new_tokens, _eos_ids(hf_tokenizer), turn)
-        result = await super().execute(
-            prompt, label, sampling_params, max_length, hf_tokenizer, engine, images=fitted
-        )
+        """One sample. Never raises: a sample that fails (a first prompt over the budget, an
+        unreadable image, a grading error) comes back as a finished zero-reward sample with
+        `pixelctl/failed` = 1, logged with its qid; an exception here would end the job
+        (`generate_responses` gathers without `return_exceptions`, `ray.get` re-raises)."""
+        # OpenRLHF hands the n samples of a prompt ONE SamplingParams and its executor writes
+        # `max_tokens` into it each turn; the first-prompt check reads it back. Work on a copy,
+        # with the per-turn cap as the first turn's budget (max_len − max_new_tokens).
+        sampling_params = copy.deepcopy(sampling_params)
+        if self.config.max_new_tokens:
+            sampling_params.max_tokens = self.config.max_new_tokens
+        try:
+            query = parse_label(label)
+            paths = list(images or [])
+            fitted = (
+                await asyncio.to_thread(_fit_inputs, paths, query.is_video, self.config.settings)
+                if paths
+                else None
+            )
+            turn = _Turn(max_length=max_length, tokenizer=hf_tokenizer)
+            _TURN.set(turn)
+            engine = _CappedEngine(
+                llm_engine, self.config.max_new_tokens, _eos_ids(hf_tokenizer), turn
+            )
+            result = await self._execute(
+                prompt, label, sampling_params, max_length, hf_tokenizer, engine, fitted
+            )
+        except Exception as exc:
+            return failed_response(prompt, label, hf_tokenizer, exc)
         result["images"] = images  # keep the paths in the Experience, not decoded pixels
+        # every sample carries the same keys (a context already full never reaches step())
+        defaults = {f"{LOG}{k}": 0.0 for k in FAILED_KEYS}
+        result["extra_logs"] = {**defaults, **result["extra_logs"], f"{LOG}failed": 0.0}
         return result
+
+    async def _execute(self, prompt, label, sampling_params, max_length, tokenizer, engine, images):
+        return await super().execute(
+            prompt, label, sampling_params, max_length, tokenizer, engine, images=images
+        )
+
+
+FAILED_KEYS = ("correct", "n_calls", "n_operations", "is_video", "final_error", "overflow")
+
+
+def failed_response(prompt: str, label: str, tokenizer: Any, exc: BaseException) -> dict:
+    """A finished, zero-reward sample standing for one that failed. Its only action token is
+    `<|im_end|>` after an empty assistant header, so no pixel tensors are needed; the replay
+    hook zeroes its advantage (`pixelctl/failed`), so it teaches nothing and keeps the count."""
+    try:
+        qid = parse_label(label).qid
+    except ValueError:
+        qid = "?"
+    reason = f"{type(exc).__name__}: {exc}"
+    logger.warning("pixelctl: sample %s failed and scores 0: %s", qid, reason[:500])
+    inner = getattr(tokenizer, "tokenizer", tokenizer)
+    ids = inner("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    end = inner.convert_tokens_to_ids(IM_END)
+    logs = {f"{LOG}{k}": 0.0 for k in FAILED_KEYS}
+    return {
+        "prompt": prompt,
+        "label": label,
+        "images": None,
+        "mm_train_inputs": None,
+        "reward": 0.0,
+        "scores": 0.0,
+        "observation_tokens": [*ids, end],
+        "action_ranges": [(len(ids), len(ids) + 1)],
+        "rollout_log_probs": None,
+        "truncated": False,
+        "extra_logs": {**logs, f"{LOG}failed": 1.0},
+    }
 
 
 def _eos_ids(tokenizer: Any) -> set[int]:

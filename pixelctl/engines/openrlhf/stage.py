@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -21,13 +22,24 @@ from urllib.parse import urlparse
 
 from pixelctl.config import LoadedRecipe
 from pixelctl.engines.openrlhf import OPENRLHF_VERSION
+from pixelctl.engines.openrlhf.data import PromptBudget
+from pixelctl.engines.openrlhf.flags import (
+    actor_ranks,
+    check_recipe,
+    max_len,
+    observation_reserve,
+    trim_for_ranks,
+)
 from pixelctl.engines.openrlhf.job import (
+    check_paths,
     default_model,
     render_command,
     run_paths,
     runtime_env,
     submit_argv,
 )
+from pixelctl.engines.openrlhf.modelview import stage_model
+from pixelctl.engines.openrlhf.patchcheck import PatchesMissing, openrlhf_dir, require_patches
 from pixelctl.errors import StageError
 from pixelctl.rl.schedule import plan_schedule
 from pixelctl.rundir import RunDir
@@ -53,6 +65,8 @@ def plan(loaded: LoadedRecipe) -> str:
     run_dir = Path(r.launch.runs_root).resolve() / "rl" / f"{loaded.name}-<timestamp>"
     model, note = _model(loaded, strict=False)
     paths = run_paths(r, run_dir, model=model)
+    check_recipe(r)
+    check_paths(paths)
     schedule = plan_schedule(r.rl, r.rl.expected_prompts)
     return "\n".join(
         [
@@ -65,11 +79,47 @@ def plan(loaded: LoadedRecipe) -> str:
             f"(for rl.expected_prompts={r.rl.expected_prompts})",
             f"  reward       {r.rl.reward.mode}; replay: SSR={r.rl.replay.ssr}, "
             f"zero-signal filter={r.rl.replay.zero_signal_filter} (pixelctl patches)",
-            f"  plugin       {paths.agent_plugin} (copied from pixelctl)",
+            f"  plugin       {paths.agent_plugin} (copied from pixelctl"
+            + (
+                ", the smoke plugin: one scripted crop on turn 1)"
+                if r.launch.rl.smoke_plugin
+                else ")"
+            ),
+            *_scale_lines(r),
             "",
             render_command(submit_argv(r, paths)),
         ]
     )
+
+
+def _scale_lines(r) -> list[str]:
+    """What the plan promises about the cluster: the rank split, the patches, the memory."""
+    from pixelctl.config import memory
+
+    ranks = actor_ranks(r)
+    lines = [
+        f"  ranks        {ranks} actor ranks; every round's samples divide over them (full "
+        f"rounds by the recipe; the last, partial round: prompts are trimmed at conversion to "
+        f"a multiple of {ranks // math.gcd(r.rl.rollout.n_samples, ranks)}, listed as rejects)",
+        f"  context      --data.max_len {max_len(r)} = executor.max_trajectory_tokens "
+        f"{r.executor.max_trajectory_tokens} + the largest observation {observation_reserve(r)}",
+        *(
+            [
+                f"  sampling     every turn at rl.rollout.temperature {r.rl.rollout.temperature}; "
+                f"temperature_after_tool {r.rl.rollout.temperature_after_tool} is not applied "
+                "(OpenRLHF 0.11.2 scores every token at --rollout.temperature: off-policy)"
+            ]
+            if r.rl.rollout.temperature_after_tool not in (None, r.rl.rollout.temperature)
+            else []
+        ),
+        "  patches      checked on every node (Ray worker_process_setup_hook) and before round "
+        "1; an unpatched node stops the job naming it and `make apply-patches`",
+    ]
+    for name, value, how in memory.rows(r):
+        lines.append(f"  {name:<12} {value} ({how})")
+    if warning := memory.estimate(r).warning():
+        lines.append(f"  WARNING      {warning}")
+    return lines
 
 
 def _model(loaded: LoadedRecipe, *, strict: bool) -> tuple[str, str]:
@@ -125,12 +175,26 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
     preflight(r.launch.rl.ray_address)
     if not r.rl.data:
         raise StageError("rl.data is empty; list RL prompt files or a synth run directory")
+    check_recipe(r)
+    if openrlhf_dir() is not None:  # the nodes check again when each worker starts
+        try:
+            require_patches(where="the launching machine")
+        except PatchesMissing as exc:
+            raise StageError(str(exc)) from None
     model, _ = _model(loaded, strict=True)
     root = run.path.resolve()
-    paths = run_paths(r, root, model=model, resume=bool(run.meta().get("resumes")))
+    view = stage_model(model, root / "model", r.executor.bounds.train)
+    paths = run_paths(r, root, model=str(view), resume=bool(run.meta().get("resumes")))
+    check_paths(paths)
+    budget = PromptBudget.from_recipe(r, _text_counter(model))
     try:
         report = convert(
-            r.rl.data, paths.prompt_data, mode=r.prompt.mode, max_images=r.executor.max_images
+            r.rl.data,
+            paths.prompt_data,
+            mode=r.prompt.mode,
+            max_images=r.executor.max_images,
+            budget=budget,
+            trim=lambda n: trim_for_ranks(n, r),
         )
     except FileNotFoundError as exc:
         raise StageError(f"rl.data: {exc}") from None
@@ -145,12 +209,21 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
     _submit(argv, root / "logs" / "job.log", run, console)
 
 
+def _text_counter(model: str):
+    """Token count of a text with the start checkpoint's tokenizer (conversion's length check)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def _write_job(recipe, paths, root: Path) -> list[str]:
-    from pixelctl.engines.openrlhf import plugin
+    from pixelctl.engines.openrlhf import plugin, smoke_plugin
 
     job = root / "job"
     job.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(plugin.__file__, paths.agent_plugin)
+    source = smoke_plugin if recipe.launch.rl.smoke_plugin else plugin
+    shutil.copyfile(source.__file__, paths.agent_plugin)
     argv = submit_argv(recipe, paths)
     (job / "submit.sh").write_text("#!/usr/bin/env bash\n" + render_command(argv) + "\n")
     (job / "runtime_env.json").write_text(json.dumps(runtime_env(recipe, paths), indent=2) + "\n")

@@ -1,0 +1,50 @@
+ray job submit \
+  --address http://127.0.0.1:8265 \
+  --runtime-env-json '{"env_vars": {"PIXELCTL_EXECUTOR_JSON": "{\"bounds\": {\"eval\": {\"crop_max_pixels\": 4014080, \"crop_min_pixels\": 200704, \"frame_max_pixels\": 401408, \"frame_min_pixels\": 3136, \"image_max_pixels\": 6272000, \"image_min_pixels\": 200704, \"processor_max_pixels\": 4014080, \"processor_min_pixels\": 401408, \"video_max_pixels\": 401408, \"video_min_pixels\": 3136}, \"train\": {\"crop_max_pixels\": 50176, \"crop_min_pixels\": 3136, \"frame_max_pixels\": 12544, \"frame_min_pixels\": 3136, \"image_max_pixels\": 50176, \"image_min_pixels\": 3136, \"processor_max_pixels\": null, \"processor_min_pixels\": null, \"video_max_pixels\": 12544, \"video_min_pixels\": 3136}}, \"box_mode\": \"strict\", \"data_root\": null, \"max_frames\": 8, \"max_images\": 16, \"max_input_pixels\": 67108864, \"max_operations\": 4, \"max_trajectory_tokens\": 2048, \"min_crop_side\": 28, \"pad\": 0.1}", "PIXELCTL_PROMPT_MODE": "vcot", "PIXELCTL_REPLAY_JSON": "{\"capacity\": 64, \"epsilon\": 0.01, \"max_age_rounds\": 1, \"max_memory_gb\": 1.0, \"seed\": 0, \"ssr\": true, \"zero_signal_filter\": true}", "PIXELCTL_REWARD_JSON": "{\"H\": 0.3, \"N\": 1, \"alpha\": 0.5, \"beta\": 0.05, \"mode\": \"paper\"}", "PIXELCTL_ROLLOUT_JSON": "{\"max_new_tokens\": 64, \"max_prompt_tokens\": 256, \"micro_batch_size\": 1, \"n_samples\": 4, \"prompts_per_round\": 2, \"temperature\": 1.0, \"temperature_after_tool\": null, \"top_p\": 0.95}", "PIXELCTL_SCHEDULE_JSON": "{\"ranks\": 1, \"save_every_rounds\": 1}"}, "py_modules": ["/opt/venv/pixelctl"], "worker_process_setup_hook": "pixelctl.engines.openrlhf.patchcheck.worker_setup"}' \
+  -- env TOKENIZERS_PARALLELISM=false python -m openrlhf.cli.train_ppo_ray \
+  --actor.model_name_or_path builtin:tiny-qwen2.5-vl-h64 \
+  --actor.num_nodes 1 \
+  --actor.num_gpus_per_node 1 \
+  --vllm.num_engines 1 \
+  --vllm.tensor_parallel_size 1 \
+  --vllm.gpu_memory_utilization 0.3 \
+  --train.colocate_all \
+  --vllm.enable_sleep \
+  --ds.enable_sleep \
+  --ds.zero_stage 3 \
+  --ds.param_dtype bf16 \
+  --ds.attn_implementation sdpa \
+  --actor.freeze_visual_encoder \
+  --data.prompt_dataset /runs/rl/smoke_1gpu-RUN/data/prompts.jsonl \
+  --data.input_key prompt \
+  --data.label_key label \
+  --data.image_key images \
+  --data.max_images_per_prompt 31 \
+  --data.max_len 2448 \
+  --train.agent_func_path /runs/rl/smoke_1gpu-RUN/job/agent_plugin.py \
+  --rollout.n_samples_per_prompt 4 \
+  --rollout.batch_size 2 \
+  --rollout.micro_batch_size 1 \
+  --rollout.max_new_tokens 64 \
+  --rollout.temperature 1.0 \
+  --rollout.top_p 0.95 \
+  --algo.advantage.estimator dr_grpo \
+  --algo.kl.init_coef 0.0 \
+  --actor.eps_clip_low_high 0.2 0.35 \
+  --actor.loss_agg_mode token-mean \
+  --train.batch_size 4 \
+  --train.micro_batch_size 2 \
+  --train.num_episodes 1 \
+  --train.seed 0 \
+  --actor.adam.lr 1e-06 \
+  --actor.adam.betas 0.9 0.95 \
+  --actor.adam.weight_decay 0.0 \
+  --actor.max_norm 1.0 \
+  --actor.lr_scheduler cosine_with_min_lr \
+  --actor.lr_warmup_ratio 0.03 \
+  --actor.min_lr_ratio 0.5 \
+  --ckpt.output_dir /runs/rl/smoke_1gpu-RUN/checkpoints/final \
+  --ckpt.path /runs/rl/smoke_1gpu-RUN/checkpoints \
+  --ckpt.save_steps 1 \
+  --ckpt.save_hf \
+  --logger.tensorboard_dir /runs/rl/smoke_1gpu-RUN/tensorboard
