@@ -325,6 +325,15 @@ class ReleasedEval(Section):
     )
 
 
+class TallyQAEval(Section):
+    complex_rule: Literal["issimple", "amt"] = Field(
+        "issimple",
+        description="Official layout: which TallyQA questions are complex: 'issimple' "
+        "(issimple == false, the dataset's README) or 'amt' (data_source == amt, TallyQA's own "
+        "scoring code and the paper's Test-Complex); docs/eval.md.",
+    )
+
+
 class EvalConfig(Section):
     benchmarks: list[BenchmarkSource] = Field(default_factory=list)
     checkpoint: str | None = Field(None, description="Run dir or model folder to evaluate.")
@@ -336,6 +345,7 @@ class EvalConfig(Section):
     workers: int = Field(1, ge=1, description="Data-parallel workers (Ray actors).")
     max_new_tokens: int = Field(2048, ge=1, description="New tokens per turn.")
     seed: int = 0
+    tallyqa: TallyQAEval = Field(default_factory=TallyQAEval)
 
     @model_validator(mode="after")
     def _released_is_whole(self) -> EvalConfig:

@@ -5,6 +5,13 @@ the official graders tolerate: the last ``<answer>…</answer>``, the last ``Ans
 "the answer is …". A bare one-line response of at most 24 characters is its own answer (the
 no-tool baseline sometimes replies just ``B``). ``None`` means "no answer": graders score it
 wrong, never drop it.
+
+A truncated box is no answer. A ``\\boxed{`` whose brace never closes (the response ran out of
+tokens) is cut off with everything after it, and extraction reads only the text before it: an
+earlier closed box, tag or answer line there still counts, the bare-response rule does not (the
+text left is a cut-off response, not a bare answer). So ``\\boxed{B``, short as it is, has no
+answer, and ``\\boxed{A} … \\boxed{B`` answers A. (``paper_compat`` keeps the authors' own
+rule: it reads from the last ``boxed`` to the end, closed or not.)
 """
 
 from __future__ import annotations
@@ -33,8 +40,17 @@ def _balanced_from(text: str, open_brace: int) -> str | None:
     return None
 
 
+def cut_truncated_box(text: str) -> tuple[str, bool]:
+    """The text before the first ``\\boxed{`` that never closes, and whether one was cut."""
+    for match in _BOXED_RE.finditer(text):
+        if _balanced_from(text, match.end() - 1) is None:
+            return text[: match.start()], True
+    return text, False
+
+
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{…}`` whose braces balance (a truncated last box is skipped)."""
+    """Content of the last ``\\boxed{…}`` before any truncated box (module docstring)."""
+    text, _ = cut_truncated_box(text)
     for match in reversed(list(_BOXED_RE.finditer(text))):
         content = _balanced_from(text, match.end() - 1)
         if content is not None:
@@ -57,7 +73,8 @@ def extract_answer(text: str | None, *, bare: bool = True) -> str | None:
     """The final-answer span of ``text``, or None when the response gives no answer."""
     if not text:
         return None
-    text = _SPECIAL_TOKENS_RE.sub("", text)
+    text, truncated = cut_truncated_box(_SPECIAL_TOKENS_RE.sub("", text))
+    bare = bare and not truncated
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed

@@ -12,7 +12,17 @@ fork) really does, rewritten here:
    verifies; if none does, verify the whole response. ``verify`` gets the prediction as its
    first argument, as in the code. An empty prediction parse, or any exception, gives -1.
 3. If that answer did not match and contains a comma, it matches when every comma piece occurs
-   in the tail from the last ``boxed`` (multi-span answers; known to over-accept).
+   in the tail from the last ``boxed`` (meant for multi-span answers; known to over-accept).
+   The rule fires for *every* gold answer with a comma, a list or not, and tests substrings of
+   the whole tail (the box and everything after it), in any order. With gold
+   ``troubles, the siege of krishnapur`` (the code's own example): ``\\boxed{the siege of
+   krishnapur and troubles}`` matches, ``\\boxed{troubles}`` does not, ``\\boxed{troubles}. I
+   first thought of the siege of krishnapur.`` does, and so does ``\\boxed{not troubles, nor the
+   siege of krishnapur}``. Long answers that merely contain a comma match the same way:
+   ``\\boxed{washington state, not d.c.}`` for ``washington, d.c.``, ``\\boxed{only on weekends,
+   yes}`` for ``yes, only on weekends``, ``\\boxed{fewer than 5, more than 2}`` for ``2, 5``, and
+   ``\\boxed{12345}`` for ``1,234`` (a thousands separator: ``1`` and ``234`` are both in it).
+   ``tests/test_eval_official.py`` pins these.
 
 Their pipeline ends up on this fallback path even where it meant to require a box, because
 ``batch_rule_reward`` shifts its positional arguments. Deviation: the code strips

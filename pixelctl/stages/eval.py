@@ -113,10 +113,21 @@ def _load(loaded: LoadedRecipe) -> list:
     queries = []
     try:
         for s in loaded.recipe.eval.sources():
-            queries += load_source(s.name, s.path, s.layout, s.limit)
+            queries += load_source(s.name, s.path, s.layout, s.limit, complex_rule=_rule(loaded))
     except LoaderError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
     return queries
+
+
+def _rule(loaded: LoadedRecipe) -> str:
+    return loaded.recipe.eval.tallyqa.complex_rule  # TallyQA's complex questions (official)
+
+
+def tallyqa_rule(ev: Any) -> str:
+    """What metrics.json records for TallyQA: the recipe's `eval.tallyqa.complex_rule`, or
+    `authors` when no TallyQA source has the official layout (the authors' file is a subset)."""
+    official = any(s.name == "tallyqa" and s.layout == "official" for s in ev.sources())
+    return ev.tallyqa.complex_rule if official else "authors"
 
 
 def preflight(loaded: LoadedRecipe) -> None:
@@ -151,6 +162,8 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
             on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
         )
     metrics = summarize(records)
+    if "tallyqa" in metrics:  # which questions were "complex" (docs/eval.md)
+        metrics["tallyqa"]["complex_rule"] = tallyqa_rule(ev)
     (run.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for bench, m in metrics.items():
         run.log_metrics({"benchmark": bench, **{k: v for k, v in m.items() if k != "categories"}})

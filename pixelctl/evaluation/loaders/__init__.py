@@ -16,7 +16,6 @@ from pixelctl.evaluation.loaders._common import LoaderError
 
 OFFICIAL = {
     "vstar": vstar.load,
-    "tallyqa": tallyqa.load,
     "infovqa": infovqa.load,
 }
 
@@ -28,14 +27,20 @@ def load_source(
     limit: int | None = None,
     *,
     frames_dir: Path | str | None = None,
+    complex_rule: str = "issimple",
 ) -> list[Query]:
-    """The items of one benchmark source, in file order, the first `limit` only if given."""
+    """The items of one benchmark source, in file order, the first `limit` only if given.
+
+    `complex_rule` picks TallyQA's complex questions in the official layout (`issimple`/`amt`).
+    """
     if layout == "authors":
         queries = authors.load(path, name)
     elif layout != "official":
         raise LoaderError(path, f"unknown layout {layout!r}; use 'authors' or 'official'")
     elif name == "mvbench":
         queries = mvbench.load(path, frames_dir, limit)
+    elif name == "tallyqa":
+        queries = tallyqa.load(path, complex_rule)
     elif name in OFFICIAL:
         queries = OFFICIAL[name](path)
     else:

@@ -4,14 +4,20 @@ Each item: `video`, `question`, `candidates`, `answer` (the text of one candidat
 the tasks cut from longer videos, `start`/`end` in seconds. The prompt follows the official
 template (`Question: …\\nOptions:\\n(A) …`); the gold answer is the candidate's letter.
 
-Frames, 16 per video, by the official rule (Ask-Anything `mvbench.ipynb`, `get_index`): with
+Bounds: the official code (Ask-Anything `video_chat2/mvbench.ipynb`, the fourth field of each
+`data_list` entry) cuts the clip to `[start, end]` for five tasks only, `BOUND_TASKS`; every
+other task reads the whole video even when its records carry `start`/`end`.
+
+Frames, 16 per video, by the official rule (`get_index` in the same notebook): with
 the clip bound `[start, end]` (or the whole video), `start_idx = max(first, round(start·fps))`,
 `end_idx = min(round(end·fps), last)`, `seg = (end_idx − start_idx)/16`, frame `i` is
 `int(start_idx + seg/2 + round(seg·i))`. Videos: `last = n_frames − 1`, their average fps,
 `first = 0`; GIFs: fps 25; frame folders (`00001.jpg` …): fps 3, `first = 1`,
-`last = number of files`. Frames already extracted to `<frames_dir>/<task>/<video stem>/`
-are used as they are (sorted by name); otherwise they are decoded with PyAV and written there
-(JPEG, quality 95) so a second run skips the decoding.
+`last = number of files`. Frames already extracted to `<frames_dir>/<task>/<key>/` are used as
+they are (sorted by name); otherwise they are decoded with PyAV and written there (JPEG, quality
+95) so a second run skips the decoding. The key is the video's stem for a whole video and
+`<stem>@<start>-<end>` for a bounded clip (`ZS9XR@1.0-3.0`), so two questions on one video with
+different bounds never share frames.
 """
 
 from __future__ import annotations
@@ -29,6 +35,16 @@ from pixelctl.evaluation.loaders._common import (
 from pixelctl.queries import require
 
 N_FRAMES = 16
+# tasks whose clip is cut to the record's [start, end] (official data_list, bound flag True)
+BOUND_TASKS = frozenset(
+    {
+        "action_sequence",
+        "action_prediction",
+        "object_interaction",
+        "action_localization",
+        "episodic_reasoning",
+    }
+)
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 # task json → (folder under video/, the official source type); from the official data list
 TASK_FOLDERS: dict[str, str] = {
@@ -118,11 +134,32 @@ def _decode_video(source: Path, bound: tuple[float, float] | None) -> list[Any]:
     return [frames.get(i, frames[last_seen]) for i in wanted]  # short streams: repeat the end
 
 
+def clip_bound(task: str, item: dict[str, Any], path: Path, record: str):
+    """`(start, end)` for the tasks the official code bounds, else None (the whole video)."""
+    if task not in BOUND_TASKS:
+        return None
+    try:
+        return (float(item["start"]), float(item["end"]))
+    except (KeyError, TypeError, ValueError):
+        raise LoaderError(
+            path,
+            f"{task} clips are cut to [start, end]; this record has no numeric start/end",
+            record,
+        ) from None
+
+
+def cache_key(video: str, bound: tuple[float, float] | None) -> str:
+    """The frame folder's name: the video's stem, plus the clip bound when there is one."""
+    stem = str(Path(video).with_suffix(""))
+    return stem if bound is None else f"{stem}@{bound[0]!r}-{bound[1]!r}"
+
+
 def _frames(
     root: Path, frames_dir: Path, task: str, item: dict[str, Any], path: Path, record: str
 ) -> tuple[str, ...]:
     video = str(item["video"])
-    cached = frames_dir / task / Path(video).with_suffix("")
+    bound = clip_bound(task, item, path, record)
+    cached = frames_dir / task / cache_key(video, bound)
     listed = _listed_frames(cached)
     if listed:
         return tuple(str(p.resolve()) for p in listed)
@@ -132,9 +169,6 @@ def _frames(
     if source is None:
         looked = ", ".join(str(c) for c in candidates)
         raise LoaderError(path, f"video {video!r} not found (looked in {looked}, {cached})", record)
-    bound = None
-    if "start" in item and "end" in item:
-        bound = (float(item["start"]), float(item["end"]))
     try:
         images = _decode(source, bound)
     except Exception as exc:  # decoders raise many types; the message names the video

@@ -1,8 +1,12 @@
 """TallyQA-Complex, official layout: `test.json` (a list) with image paths relative to it.
 
 Each item: `image` (e.g. `VG_100K/2376430.jpg`), `question`, `answer` (an integer),
-`question_id`, `issimple`, `data_source`. TallyQA-Complex is `issimple == false` (SPEC §8).
-The authors scored a 3,200-question subset; `limit` (first N, file order) gives a fixed subset.
+`question_id`, `issimple`, `data_source`. Which questions are "complex" (`complex_rule`):
+- `issimple` (default; SPEC §8 and the dataset's README): `issimple == false`;
+- `amt`: `data_source == "amt"`, the crowd-written questions, which is what TallyQA's own
+  scoring code counts as complex (`eval_simp_comp` in manoja328/tallyqacode, `eval_extra.py`).
+docs/eval.md says which one gives the paper's Test-Complex. The authors scored a 3,200-question
+subset; `limit` (first N, file order) gives a fixed subset.
 """
 
 from __future__ import annotations
@@ -19,10 +23,19 @@ from pixelctl.evaluation.loaders._common import (
 from pixelctl.queries import existing, require
 
 TEST_FILE = "test.json"
+COMPLEX_RULES = ("issimple", "amt")
 
 
-def load(root: Path | str) -> list[Query]:
+def is_complex(obj: dict, rule: str, path: Path, record: str) -> bool:
+    if rule == "amt":
+        return require(obj, "data_source", str, path, record) == "amt"
+    return not require(obj, "issimple", bool, path, record)
+
+
+def load(root: Path | str, complex_rule: str = "issimple") -> list[Query]:
     path = find_file(Path(root), [TEST_FILE], f"TallyQA {TEST_FILE}")
+    if complex_rule not in COMPLEX_RULES:
+        raise LoaderError(path, f"unknown complex_rule {complex_rule!r}; use {COMPLEX_RULES}")
     data = read_json(path)
     if not isinstance(data, list):
         raise LoaderError(path, "expected a JSON list of questions")
@@ -31,8 +44,7 @@ def load(root: Path | str) -> list[Query]:
         record = f"item {i}"
         if not isinstance(obj, dict):
             raise LoaderError(path, "expected a JSON object", record)
-        simple = require(obj, "issimple", bool, path, record)
-        if simple:
+        if not is_complex(obj, complex_rule, path, record):
             continue
         answer = require(obj, "answer", (int, str), path, record)
         if isinstance(answer, bool) or not str(answer).strip().isdigit():
@@ -50,5 +62,6 @@ def load(root: Path | str) -> list[Query]:
             )
         )
     if not queries:
-        raise LoaderError(path, "no complex question (issimple == false) in this file")
+        which = "data_source == amt" if complex_rule == "amt" else "issimple == false"
+        raise LoaderError(path, f"no complex question ({which}) in this file")
     return check_unique(queries, path)
