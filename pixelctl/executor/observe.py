@@ -3,9 +3,10 @@
 The three observation formats are an interface: the released checkpoints were trained on them.
 Error messages come in two flavours. `compat` keeps the reference's own wording (HEAD a3a6c3a)
 wherever the reference wrote a message on purpose (crop too small, index ranges, frame count,
-image-vs-video), so a model sees what the reference would show it. Where the reference leaked a Python exception
-(`'bbox_2d'`, `list indices must be integers`), both modes use the clear messages below. `strict`
-uses the clear messages everywhere. Every message says what was wrong and what is valid.
+image-vs-video), so a model sees what the reference would show it. Where the reference leaked a
+Python exception (`'bbox_2d'`, `list indices must be integers`), both modes use the clear
+messages below. `strict` uses the clear messages everywhere. Every message says what was wrong
+and what is valid.
 """
 
 from __future__ import annotations
