@@ -1,4 +1,4 @@
-"""The curiosity reward (paper and reference modes) and group advantages, SPEC §4–5."""
+"""The curiosity reward (paper and reference modes) and group advantages (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pixelctl.rl import rewards as rewards_module
 from pixelctl.rl.rewards import (
-    Outcome,
+    RolloutView,
     group_advantages,
-    group_stats,
     shape_group,
     shaped_rewards,
+    view_rollout,
 )
 
 TIGHT = 1e-12
@@ -28,7 +29,7 @@ def group(n_tool_users: int, n: int = 8, *, video: bool = False, correct: float 
     ]
 
 
-# SPEC §4 worked values, n = 8: (tool users, paper, reference image, reference video)
+# worked values of docs/method.md, n = 8: (tool users, paper, reference image, reference video)
 WORKED = [
     (1, 0.0875, 0.175, 0.7 / 3),
     (2, 0.025, 0.025, 0.1 / 3),
@@ -123,7 +124,7 @@ def test_used_pixel_reasoning_counts_failed_attempts():
     """A rollout whose only call failed still used pixel-space reasoning (documented choice)."""
     failed = group(0)
     failed[0] = {"correct": 0, "n_calls": 1, "final_error": True}
-    assert group_stats(failed).rapr == 1 / 8
+    assert shape_group(failed).stats.rapr == 1 / 8
     assert shaped_rewards(failed)[0] == pytest.approx(0.0875, abs=TIGHT)
 
 
@@ -135,11 +136,11 @@ def test_every_rollout_uses_tools():
         )
 
 
-def test_accepts_mappings_objects_and_outcomes():
+def test_accepts_mappings_objects_and_views():
     as_dicts = shaped_rewards(MIXED[:4])
     as_objects = shaped_rewards([SimpleNamespace(**o) for o in MIXED[:4]])
-    as_outcomes = shaped_rewards([Outcome(**o) for o in MIXED[:4]])
-    assert as_dicts == as_objects == as_outcomes
+    as_views = shaped_rewards([RolloutView(**o) for o in MIXED[:4]])
+    assert as_dicts == as_objects == as_views
 
 
 def test_custom_hyperparameters():
@@ -150,7 +151,7 @@ def test_custom_hyperparameters():
 
 
 def test_group_stats():
-    stats = group_stats(MIXED)
+    stats = shape_group(MIXED).stats
     assert stats.rapr == 0.25
     assert stats.mean_calls == 0.5
     assert stats.accuracy == 0.5
@@ -275,3 +276,54 @@ def test_advantages_sum_to_zero_per_group(values, repeats):
     adv = group_advantages(rewards, len(values))
     for start in range(0, len(rewards), len(values)):
         assert math.fsum(adv[start : start + len(values)]) == pytest.approx(0.0, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------- the rollout view
+def rollout_with(calls, *, final_error=False, video=False):
+    """What pixelctl.agent.Outcome / Rollout expose to the view (CallRecord-like calls)."""
+    return SimpleNamespace(
+        calls=[SimpleNamespace(executed=e) for e in calls],
+        final_error=final_error,
+        query=SimpleNamespace(is_video=video),
+    )
+
+
+def test_view_counts_attempts_or_executed_calls():
+    r = rollout_with([False, True, False], final_error=True, video=True)  # 2 malformed/refused
+    attempts = view_rollout(r, 1.0)
+    assert attempts == RolloutView(1.0, 3, True, True, n_attempts=3, n_operations=1)
+    assert view_rollout(r, 1.0, count="executed").n_calls == 1
+    only_malformed = [rollout_with([False])] + [rollout_with([])] * 7
+    by_attempts = shape_group([view_rollout(o, 0.0) for o in only_malformed])
+    by_executed = shape_group([view_rollout(o, 0.0, count="executed") for o in only_malformed])
+    assert by_attempts.stats.rapr == 1 / 8 and by_attempts.rewards[0] == pytest.approx(0.0875)
+    assert by_executed.stats.rapr == 0.0 and by_executed.rewards == [0.0] * 8
+    with pytest.raises(ValueError, match=r"rl\.reward\.count"):
+        view_rollout(r, 1.0, count="calls")  # type: ignore[arg-type]
+
+
+def test_view_reads_a_real_agent_outcome():
+    from pixelctl.agent import CallRecord, Outcome, Query
+
+    call = CallRecord(0, None, None, executed=False, ok=False, error="malformed", n_images=0)
+    query = Query(qid="q", question="?", answer="a", images=("v.mp4",), is_video=True)
+    outcome = Outcome(query, [], [call], ["x"], "answer")
+    view = view_rollout(outcome, 0.0)
+    assert (view.n_calls, view.n_operations, view.is_video) == (1, 0, True)
+    assert view.final_error == outcome.final_error
+
+
+def test_view_logs_round_trip_and_refuse_missing_fields():
+    torch = pytest.importorskip("torch")
+    view = RolloutView(-1.0, 2, False, True, n_attempts=2, n_operations=1)
+    logs = {k: torch.tensor([v]) for k, v in view.to_logs("p/").items()}
+    assert RolloutView.from_logs(logs, "p/") == view
+    del logs["p/final_error"]
+    with pytest.raises(KeyError, match="p/final_error"):
+        RolloutView.from_logs(logs, "p/")
+
+
+def test_shape_group_docstring_example():
+    import doctest
+
+    assert doctest.testmod(rewards_module).failed == 0

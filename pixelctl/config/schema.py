@@ -208,6 +208,12 @@ class RewardConfig(Section):
     beta: float = Field(0.05, ge=0.0, description="Efficiency-penalty weight.")
     H: float = Field(0.3, ge=0.0, le=1.0, description="Target RaPR below which curiosity pays.")
     N: int = Field(1, ge=0, description="Operations allowed before the penalty.")
+    count: Literal["attempts", "executed"] = Field(
+        "attempts",
+        description="What counts as pixel-space reasoning (RaPR, curiosity, penalty): "
+        "'attempts' = every tool-call attempt, malformed ones included (the reference); "
+        "'executed' = only calls the executor ran.",
+    )
 
 
 class RolloutConfig(Section):

@@ -1,4 +1,4 @@
-"""The curiosity-driven reward of Pixel Reasoner and group-relative advantages (SPEC §4–5).
+"""The curiosity-driven reward of Pixel Reasoner and group-relative advantages (docs/method.md).
 
 Two modes, because the paper's formula and the released code differ and users must be able to
 compare against the released checkpoints:
@@ -10,10 +10,11 @@ compare against the released checkpoints:
     r_penalty     = min(N - n_calls(y), 0)
     r(x, y)       = r_acc + alpha * r_curiosity + beta * r_penalty
 
-"Used pixel-space reasoning" means at least one tool-call *attempt*, failed or unexecuted ones
-included, and ``n_vo`` counts attempts too: that is what the reference code counts, and the
-paper gives no narrower definition. ``r_acc`` is ``max(correct, 0)``: an unparsable answer (-1)
-is simply wrong. ``final_error`` is ignored (the paper has no such rule).
+"Used pixel-space reasoning" means ``n_calls > 0``. What ``n_calls`` counts is the recipe's
+``rl.reward.count``: ``attempts`` (default) counts every tool-call attempt, malformed, failed
+and unexecuted ones included, which is what the reference code counts (the paper gives no
+narrower definition); ``executed`` counts only the calls the executor ran (``n_operations``).
+``r_acc`` is ``max(correct, 0)``: an unparsable answer (-1) is simply wrong. ``final_error`` is ignored (the paper has no such rule).
 
 ``reference`` (the authors' OpenRLHF fork), for rollouts with n_calls > 0::
 
@@ -26,7 +27,7 @@ The code indexes that flag with a per-group offset (a bug); this uses the intend
 flag. The code's constants are hard-wired; scaling them with ``alpha`` is pixelctl's choice so
 the defaults reproduce the code exactly.
 
-Worked values (n = 8, SPEC §4): RaPR = 1/8 gives curiosity 0.0875 (paper), 0.175 (reference
+Worked values (n = 8, docs/method.md): RaPR = 1/8 gives curiosity 0.0875 (paper), 0.175 (reference
 image), 0.2333 (reference video); RaPR = 2/8 gives 0.025 / 0.025 / 0.0333; RaPR >= 3/8 gives 0.
 """
 
@@ -41,14 +42,87 @@ Mode = Literal["paper", "reference"]
 MODES: tuple[str, ...] = ("paper", "reference")
 
 
+Count = Literal["attempts", "executed"]
+COUNTS: tuple[str, ...] = ("attempts", "executed")
+
+
 @dataclass(frozen=True)
-class Outcome:
-    """One rollout as the reward sees it (any mapping or object with these fields works too)."""
+class RolloutView:
+    """One rollout as the reward sees it: the record both engines and the viewer build, with
+    ``view_rollout`` (agent rollouts), ``RolloutView.from_logs`` (OpenRLHF's ``extra_logs``) or
+    ``as_view`` (any mapping or object with these fields).
+
+    ``correct`` is the training-mode grade (1, 0, -1 unparsable); ``n_calls`` is what the
+    reward counts as pixel-space reasoning under ``rl.reward.count``; ``n_attempts`` (every
+    tool-call attempt) and ``n_operations`` (calls the executor ran) are both counts, kept for
+    the logs.
+    """
 
     correct: float
     n_calls: int = 0
     is_video: bool = False
     final_error: bool = False
+    n_attempts: int | None = None
+    n_operations: int | None = None
+
+    LOG_FIELDS = ("correct", "n_calls", "n_attempts", "n_operations", "is_video", "final_error")
+    REQUIRED_LOGS = ("correct", "n_calls", "is_video", "final_error")
+
+    def to_logs(self, prefix: str) -> dict[str, float]:
+        """Scalars for OpenRLHF's ``extra_logs`` (the group hook rebuilds the view from them)."""
+        out = {f"{prefix}{k}": getattr(self, k) for k in self.LOG_FIELDS}
+        return {k: float(v) for k, v in out.items() if v is not None}
+
+    @classmethod
+    def from_logs(cls, logs: Mapping[str, Any], prefix: str) -> RolloutView:
+        """The view back from ``to_logs`` (values may be 1-element tensors); a missing field is
+        an error, never a default."""
+        missing = [k for k in cls.REQUIRED_LOGS if f"{prefix}{k}" not in logs]
+        if missing:
+            raise KeyError(f"rollout logs lack {', '.join(prefix + k for k in missing)}")
+
+        def get(k: str) -> float | None:
+            v = logs.get(f"{prefix}{k}")
+            return None if v is None else float(v.flatten()[0] if hasattr(v, "flatten") else v)
+
+        def count(k: str) -> int | None:
+            v = get(k)
+            return None if v is None else int(v)
+
+        return as_view(
+            cls(
+                correct=get("correct"),  # type: ignore[arg-type]
+                n_calls=int(get("n_calls")),  # type: ignore[arg-type]
+                is_video=bool(get("is_video")),
+                final_error=bool(get("final_error")),
+                n_attempts=count("n_attempts"),
+                n_operations=count("n_operations"),
+            )
+        )
+
+
+def view_rollout(rollout: Any, correct: float, *, count: Count = "attempts") -> RolloutView:
+    """The reward's view of an agent rollout, finished or not: a ``pixelctl.agent.Outcome`` or
+    ``Rollout``, or anything with ``calls`` (each with ``executed``), ``final_error`` and
+    ``is_video`` (or ``query.is_video``). The one place a rollout becomes reward input."""
+    if count not in COUNTS:
+        raise ValueError(f"unknown rl.reward.count {count!r}; choose one of {COUNTS}")
+    calls = list(_field(rollout, "calls", None) or [])
+    attempts = len(calls)
+    operations = sum(bool(_field(c, "executed", False)) for c in calls)
+    video = _field(rollout, "is_video", None)
+    if video is None:
+        video = _field(_field(rollout, "query", None), "is_video", False)
+    return as_view(
+        RolloutView(
+            correct=correct,
+            n_calls=attempts if count == "attempts" else operations,
+            is_video=bool(video),
+            final_error=bool(_field(rollout, "final_error", False)),
+            n_attempts=attempts,
+            n_operations=operations,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -80,7 +154,7 @@ def _field(outcome: Any, name: str, default: Any) -> Any:
     return getattr(outcome, name, default)
 
 
-def as_outcome(outcome: Any) -> Outcome:
+def as_view(outcome: Any) -> RolloutView:
     """Validate one rollout record; a missing ``correct`` is an error, not a silent zero."""
     correct = _field(outcome, "correct", None)
     if correct is None:
@@ -91,22 +165,24 @@ def as_outcome(outcome: Any) -> Outcome:
     n_calls = _field(outcome, "n_calls", 0)
     if isinstance(n_calls, bool) or int(n_calls) != n_calls or n_calls < 0:
         raise ValueError(f"'n_calls' must be a non-negative integer, got {n_calls!r}")
-    return Outcome(
+    return RolloutView(
         correct=correct,
         n_calls=int(n_calls),
         is_video=bool(_field(outcome, "is_video", False)),
         final_error=bool(_field(outcome, "final_error", False)),
+        n_attempts=_field(outcome, "n_attempts", None),
+        n_operations=_field(outcome, "n_operations", None),
     )
 
 
-def _paper_terms(o: Outcome, rapr: float, alpha: float, beta: float, H: float, N: int):
+def _paper_terms(o: RolloutView, rapr: float, alpha: float, beta: float, H: float, N: int):
     used = o.n_calls > 0
     curiosity = alpha * max(H - rapr, 0.0) if used else 0.0
     penalty = beta * min(N - o.n_calls, 0)
     return max(o.correct, 0.0), curiosity, penalty
 
 
-def _reference_terms(o: Outcome, rapr: float, alpha: float, beta: float, H: float, N: int):
+def _reference_terms(o: RolloutView, rapr: float, alpha: float, beta: float, H: float, N: int):
     base = 0.0 if (o.correct > 0.5 and o.final_error) else o.correct
     if o.n_calls == 0:
         return base, 0.0, 0.0
@@ -123,10 +199,46 @@ def shape_group(
     H: float = 0.3,
     N: int = 1,
 ) -> ShapedGroup:
-    """Shaped rewards of one query's rollouts, with their curiosity/penalty parts and stats."""
+    """Shaped rewards of one query's rollouts, with their curiosity/penalty parts and stats.
+
+    Args:
+        outcomes: one query's group of rollouts, in order: ``RolloutView``s (``view_rollout``)
+            or mappings/objects with ``correct`` (1, 0, -1 unparsable), ``n_calls``,
+            ``is_video`` and ``final_error``.
+        mode: ``"paper"`` (the formula) or ``"reference"`` (the authors' code).
+        alpha, beta, H, N: curiosity weight, penalty weight, target RaPR, free calls.
+
+    Returns:
+        ``ShapedGroup``: ``rewards`` (one per rollout, in order), the weighted ``curiosity`` and
+        ``penalty`` terms inside them, and ``stats`` for the logs.
+
+    Example: eight rollouts of one question, two of which zoom in (RaPR = 2/8 = 0.25 < H, so
+    each of those two earns curiosity 0.5 × (0.3 - 0.25) = 0.025, correct or not); the first
+    makes two calls, one more than N, and pays 0.05; the fourth answered unparsably (-1).
+
+    >>> group = [
+    ...     {"correct": 1, "n_calls": 2},
+    ...     {"correct": 1, "n_calls": 0},
+    ...     {"correct": 0, "n_calls": 1},
+    ...     {"correct": -1, "n_calls": 0},
+    ... ] + [{"correct": 0, "n_calls": 0}] * 3 + [{"correct": 1, "n_calls": 0}]
+    >>> shaped = shape_group(group)  # paper mode, alpha=0.5, beta=0.05, H=0.3, N=1
+    >>> [round(r, 4) for r in shaped.rewards]
+    [0.975, 1.0, 0.025, 0.0, 0.0, 0.0, 0.0, 1.0]
+    >>> [round(c, 4) for c in shaped.curiosity], shaped.penalty[0]
+    ([0.025, 0.0, 0.025, 0.0, 0.0, 0.0, 0.0, 0.0], -0.05)
+    >>> shaped.stats.rapr, shaped.stats.accuracy
+    (0.25, 0.375)
+
+    In reference mode the unparsable answer keeps its -1, and the curiosity is
+    (alpha / 4) × (H - RaPR) / RaPR = 0.125 × 0.05 / 0.25 = 0.025 here too:
+
+    >>> [round(r, 4) for r in shape_group(group, mode="reference").rewards]
+    [0.975, 1.0, 0.025, -1.0, 0.0, 0.0, 0.0, 1.0]
+    """
     if mode not in MODES:
         raise ValueError(f"unknown reward mode {mode!r}; choose one of {MODES}")
-    group = [as_outcome(o) for o in outcomes]
+    group = [as_view(o) for o in outcomes]
     if not group:
         return ShapedGroup([], [], [], GroupStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
     rapr = sum(o.n_calls > 0 for o in group) / len(group)
@@ -158,11 +270,6 @@ def shaped_rewards(
 ) -> list[float]:
     """One shaped reward per rollout of one query, in order (the public reward signature)."""
     return shape_group(outcomes, mode=mode, alpha=alpha, beta=beta, H=H, N=N).rewards
-
-
-def group_stats(outcomes: Sequence[Any], *, mode: Mode = "paper", **kwargs: float) -> GroupStats:
-    """RaPR, mean calls, curiosity/penalty means, accuracy and mean reward of one group."""
-    return shape_group(outcomes, mode=mode, **kwargs).stats
 
 
 def group_advantages(

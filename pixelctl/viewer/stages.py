@@ -115,23 +115,24 @@ def reward_splits(
     Recomputed over the group with the run's reward settings; if the sum disagrees with the
     logged reward (older runs, other engines) only the logged numbers are shown.
     """
-    from pixelctl.rl.rewards import shape_group
+    from pixelctl.agent import final_error_of
+    from pixelctl.rl.rewards import shape_group, view_rollout
 
     logged = [{"reward": r.get("reward"), "advantage": r.get("advantage")} for r in records]
-    views = []
-    for r in records:
-        calls = r.get("calls") or []
-        final_error = bool(calls) and not calls[-1].get("ok") and r.get("stop_reason") == "answer"
-        views.append(
-            {
-                "correct": r.get("correct"),
-                "n_calls": len(calls),
-                "is_video": _is_video(r),
-                "final_error": final_error,
-            }
-        )
     keys = ("mode", "alpha", "beta", "H", "N")
     try:
+        views = [
+            view_rollout(
+                {
+                    "calls": r.get("calls") or [],
+                    "final_error": final_error_of(r.get("calls") or []),
+                    "is_video": _is_video(r),
+                },
+                r.get("correct"),  # type: ignore[arg-type]
+                count=reward_cfg.get("count", "attempts"),  # runs before rl.reward.count
+            )
+            for r in records
+        ]
         shaped = shape_group(views, **{k: reward_cfg[k] for k in keys if k in reward_cfg})
     except (ValueError, TypeError) as exc:
         return logged, f"reward split unavailable: {exc}"

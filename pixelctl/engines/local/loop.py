@@ -38,7 +38,7 @@ from pixelctl.engines.local.store import TrajectoryStore
 from pixelctl.grading import paper_compat_score
 from pixelctl.queries import QuerySet
 from pixelctl.rl.loss import policy_loss
-from pixelctl.rl.rewards import group_advantages, shape_group
+from pixelctl.rl.rewards import group_advantages, shape_group, view_rollout
 from pixelctl.rl.schedule import plan_schedule
 from pixelctl.rl.selection import SelectionSettings, select_training_set
 from pixelctl.rundir import RunDir
@@ -147,13 +147,7 @@ class LocalEngine:
         rewards, parts = [], {"curiosity": 0.0, "penalty": 0.0, "rapr": 0.0}
         for g in range(0, len(outcomes), n):
             views = [
-                {
-                    "correct": o.correct,
-                    "n_calls": o.n_calls,
-                    "is_video": o.is_video,
-                    "final_error": o.final_error,
-                }
-                for o in outcomes[g : g + n]
+                view_rollout(o, o.correct, count=rl.reward.count) for o in outcomes[g : g + n]
             ]
             shaped = shape_group(
                 views,

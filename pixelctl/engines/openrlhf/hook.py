@@ -6,8 +6,9 @@ is absent, so a patched OpenRLHF still runs other projects unchanged.
 
 1. `shape_group_rewards(experiences)` — in `SamplesGenerator._generate_vllm`, on the
    experiences of one prompt (its whole group, right after they are built). It rebuilds each
-   rollout's outcome from the agent's `extra_logs` (`pixelctl/correct`, `n_calls`, `is_video`,
-   `final_error`), shapes the group with `pixelctl.rl.rewards.shape_group`, and writes the shaped
+   rollout's `RolloutView` from the agent's `extra_logs` (`pixelctl/correct`, `n_calls`,
+   `is_video`, `final_error`; a missing one or a missing reward setting is an error, never a
+   default), shapes the group with `pixelctl.rl.rewards.shape_group`, and writes the shaped
    reward into `rewards` and `info["reward"]`. `scores` stays accuracy, so dynamic filtering
    and eval keep reading accuracy. RaPR, curiosity and penalty go into `info` (logged).
 2. `replay_training_batch(trainer, experiences)` — in `BasePPOTrainer.train_step`, after the
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelctl.engines.openrlhf.job import REPLAY_ENV, REWARD_ENV, SCHEDULE_ENV
-from pixelctl.rl.rewards import shape_group
+from pixelctl.rl.rewards import RolloutView, shape_group
 from pixelctl.rl.selection import SelectionSettings, select_training_set
 
 LOG = "pixelctl/"
-_OUTCOME_KEYS = ("correct", "n_calls", "is_video", "final_error")
+_REWARD_KEYS = ("mode", "alpha", "beta", "H", "N")
 
 
 def _scalar(value: Any) -> float:
@@ -56,11 +57,11 @@ def shape_group_rewards(
         return None
     import torch
 
-    outcomes = [{k: _scalar(e.info[f"{LOG}{k}"]) for k in _OUTCOME_KEYS} for e in experiences]
-    for o in outcomes:
-        o["n_calls"] = int(o["n_calls"])
-    kwargs = {k: settings[k] for k in ("alpha", "beta", "H", "N") if k in settings}
-    shaped = shape_group(outcomes, mode=settings.get("mode", "paper"), **kwargs)
+    views = [RolloutView.from_logs(e.info, LOG) for e in experiences]  # as the plugin logged
+    if missing := [k for k in _REWARD_KEYS if k not in settings]:  # never a default
+        raise KeyError(f"pixelctl reward settings lack {', '.join(missing)}: {settings!r}")
+    kwargs = {k: settings[k] for k in _REWARD_KEYS if k != "mode"}
+    shaped = shape_group(views, mode=settings["mode"], **kwargs)
     for e, reward, cur, pen in zip(
         experiences, shaped.rewards, shaped.curiosity, shaped.penalty, strict=True
     ):

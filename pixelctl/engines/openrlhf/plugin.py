@@ -37,6 +37,7 @@ from pixelctl.agent import Rollout, SamplingPlan
 from pixelctl.engines.openrlhf.data import parse_label
 from pixelctl.engines.openrlhf.job import EXECUTOR_ENV, PROMPT_ENV, REWARD_ENV, ROLLOUT_ENV
 from pixelctl.executor import ExecutorSettings, Session
+from pixelctl.rl.rewards import RolloutView, shaped_rewards, view_rollout
 
 IM_END = "<|im_end|>"
 IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -52,6 +53,7 @@ class PluginConfig:
     settings: ExecutorSettings
     prompt_mode: str = "vcot"
     reward_mode: str = "paper"
+    reward_count: str = "attempts"  # rl.reward.count: what counts as a tool call
     temperature_after_tool: float | None = 0.9
     max_new_tokens: int | None = 2048
 
@@ -69,10 +71,14 @@ class PluginConfig:
             )
         rollout = json.loads(env[ROLLOUT_ENV])
         executor = ExecutorConfig.model_validate_json(env[EXECUTOR_ENV])
+        reward = json.loads(env[REWARD_ENV])
+        if lacking := [k for k in ("mode", "count") if k not in reward]:
+            raise RuntimeError(f"pixelctl agent: {REWARD_ENV} lacks {', '.join(lacking)}")
         return cls(
             settings=executor.settings("train"),
             prompt_mode=env[PROMPT_ENV],
-            reward_mode=json.loads(env[REWARD_ENV])["mode"],
+            reward_mode=reward["mode"],
+            reward_count=reward["count"],
             temperature_after_tool=rollout.get("temperature_after_tool"),
             max_new_tokens=rollout.get("max_new_tokens"),
         )
@@ -155,9 +161,9 @@ class AgentInstance(AgentInstanceBase):
             prompt_tokens=self.turn.prompt_tokens,
             completion_tokens=self.turn.completion_tokens,
         )
-        outcome = _Snapshot(rollout)
-        correct = await asyncio.to_thread(outcome.grade)
-        base = _base_reward(correct, outcome, self.config.reward_mode)
+        correct = await asyncio.to_thread(_grade, rollout)
+        view = view_rollout(rollout, correct, count=self.config.reward_count)
+        base = _base_reward(view, self.config.reward_mode)
         reward, self.last_base = base - self.last_base, base
         result: dict[str, Any] = {
             "rewards": torch.tensor(reward),
@@ -165,7 +171,7 @@ class AgentInstance(AgentInstanceBase):
             "environment_feedback": "",
             "environment_images": None,
             "done": rollout.done,
-            "extra_logs": {**outcome.logs(correct), f"{LOG}overflow": 0.0},
+            "extra_logs": {**view.to_logs(LOG), f"{LOG}overflow": 0.0},
         }
         if not rollout.done and obs is not None:
             closed = self.turn.ended_with_eos or text.endswith(IM_END)
@@ -181,7 +187,7 @@ class AgentInstance(AgentInstanceBase):
                 call = rollout.calls[-1]
                 call.ok, call.error, call.n_images = False, "context overflow", 0
                 result["extra_logs"] = {
-                    **_Snapshot(rollout).logs(correct),
+                    **view_rollout(rollout, correct, count=self.config.reward_count).to_logs(LOG),
                     f"{LOG}overflow": 1.0,
                 }
                 logger.warning(
@@ -239,45 +245,17 @@ def feedback_markup(text: str, n_images: int, action_closed: bool) -> str:
     return f"{close}\n<|im_start|>user\n{text}{IMAGE * n_images}{IM_END}\n<|im_start|>assistant\n"
 
 
-class _Snapshot:
-    """The rollout as the reward sees it now (a truncated rollout ends without `done`)."""
+def _grade(rollout: Rollout) -> float:
+    """Training-mode grade of the rollout as it stands (a truncated one ends without `done`)."""
+    from pixelctl.grading import paper_compat_score
 
-    def __init__(self, rollout: Rollout) -> None:
-        self.rollout = rollout
-        self.n_calls = len(rollout.calls)
-        self.n_operations = sum(c.executed for c in rollout.calls)
-        self.final_error = (
-            bool(rollout.calls) and not rollout.calls[-1].ok and rollout.stop_reason == "answer"
-        )
-        self.is_video = rollout.query.is_video
-
-    def grade(self) -> float:
-        from pixelctl.grading import paper_compat_score
-
-        response = "\n".join(self.rollout.turns)
-        return paper_compat_score(response, self.rollout.query.answer, training=True)
-
-    def logs(self, correct: float) -> dict[str, float]:
-        return {
-            f"{LOG}correct": float(correct),
-            f"{LOG}n_calls": float(self.n_calls),
-            f"{LOG}n_operations": float(self.n_operations),
-            f"{LOG}is_video": float(self.is_video),
-            f"{LOG}final_error": float(self.final_error),
-        }
+    response = "\n".join(rollout.turns)
+    return paper_compat_score(response, rollout.query.answer, training=True)
 
 
-def _base_reward(correct: float, outcome: _Snapshot, mode: str) -> float:
+def _base_reward(view: RolloutView, mode: str) -> float:
     """The accuracy term of the recipe's reward (alpha = beta = 0: no group terms here)."""
-    from pixelctl.rl.rewards import shaped_rewards
-
-    one = {
-        "correct": correct,
-        "n_calls": outcome.n_calls,
-        "is_video": outcome.is_video,
-        "final_error": outcome.final_error,
-    }
-    return shaped_rewards([one], mode=mode, alpha=0.0, beta=0.0)[0]  # type: ignore[arg-type]
+    return shaped_rewards([view], mode=mode, alpha=0.0, beta=0.0)[0]  # type: ignore[arg-type]
 
 
 _CONFIG: PluginConfig | None = None
