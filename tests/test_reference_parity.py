@@ -310,7 +310,7 @@ def test_generated_calls_agree_with_the_reference(capsys):
     differences: list[str] = []
     messages: Counter[str] = Counter()
     calls = conversations = 0
-    while calls < 6000:
+    while calls < 5000:
         conv, conversations = Conversation(rng, pool), conversations + 1
         for _ in range(rng.randint(1, 7)):
             text = gen_turn(rng, conv)
@@ -364,7 +364,7 @@ def test_scripted_rollouts_give_the_reference_reward_inputs(capsys):
     groups = rollouts = compared_calls = 0
     differences: list[str] = []
     seen = Counter()
-    while groups < 200:
+    while groups < 150:
         video_group = rng.random() < 0.4
         members = []
         while len(members) < 8:
