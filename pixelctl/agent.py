@@ -45,6 +45,9 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 0.95
     max_new_tokens: int = 2048
+    # one sample's own seed (vllm, openai): k samples of one prompt must not share the backend's
+    # seed, or a seeded server returns k copies. Not part of equality: batches group by the rest
+    seed: int | None = field(default=None, compare=False)
 
     @property
     def greedy(self) -> bool:

@@ -114,8 +114,9 @@ class OpenAIGenerator:
             "temperature": sampling.temperature,
             "top_p": 1.0 if sampling.greedy else sampling.top_p,
         }
-        if self.seed is not None:
-            body["seed"] = self.seed
+        seed = self.seed if sampling.seed is None or sampling.greedy else sampling.seed
+        if seed is not None:
+            body["seed"] = seed
         return body
 
     async def _one(self, client: Any, sem: asyncio.Semaphore, body: dict[str, Any]) -> Generation:

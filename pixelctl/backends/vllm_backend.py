@@ -72,7 +72,9 @@ class VLLMGenerator:
             temperature=sampling.temperature,
             top_p=1.0 if sampling.greedy else sampling.top_p,
             max_tokens=sampling.max_new_tokens,
-            seed=None if sampling.greedy else self.seed,
+            seed=None
+            if sampling.greedy
+            else (self.seed if sampling.seed is None else sampling.seed),
         )
 
     def __call__(

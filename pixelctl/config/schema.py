@@ -166,6 +166,36 @@ class SeedSource(Section):
     kind: Literal["image", "web", "video"]
 
 
+class TextOnlyConfig(Section):
+    """Where text-only trajectories come from: the writer (`template`, the offline default) or
+    rejection sampling from a model (`model`: k answers per query with the no-tool prompt, the
+    graded-correct kept; docs/seeds.md)."""
+
+    source: Literal["template", "model"] = "template"
+    k: int = Field(8, ge=1, le=256, description="Answers sampled per query (source: model).")
+    temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature (> 0).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(1024, ge=1, description="New tokens per answer.")
+    grader: Literal["exact", "paper_compat"] = Field(
+        "exact",
+        description="'exact': eval's rule for seeds (option letter or text with options, else "
+        "exact match of the final answer); 'paper_compat': the authors' matcher.",
+    )
+    backend: Literal["hf", "vllm", "openai"] = "hf"
+    model: str | None = Field(
+        None,
+        description="hf/vllm: the checkpoint to sample; openai: the served model name "
+        "(default: model.name_or_path, the base model, as the paper).",
+    )
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="backend openai: the server.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="backend openai: the key's variable.")
+    concurrency: int = Field(8, ge=1, description="backend openai: requests in flight.")
+    batch_size: int = Field(8, ge=1, description="backend hf: sequences per forward pass.")
+    queries_per_call: int = Field(
+        16, ge=1, description="Queries sampled together (each call's answers cached at once)."
+    )
+
+
 class SynthConfig(Section):
     seeds: list[SeedSource] = Field(default_factory=list)
     procedural: ProceduralSeeds = Field(default_factory=ProceduralSeeds)
@@ -175,6 +205,7 @@ class SynthConfig(Section):
         0.3, ge=0.0, le=1.0, description="Share of pixel-space trajectories with an inserted error."
     )
     writer: WriterConfig = Field(default_factory=WriterConfig)
+    text_only: TextOnlyConfig = Field(default_factory=TextOnlyConfig)
     seed: int = 0
 
 
@@ -280,7 +311,6 @@ class RLConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     save_every_rounds: int = Field(3, ge=1)
-    eval_every_rounds: int = Field(4, ge=1)
     max_rounds: int = Field(-1, description="Stop after this many rounds (-1: all episodes).")
     seed: int = 42
 

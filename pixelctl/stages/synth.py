@@ -52,6 +52,16 @@ def plan(loaded: LoadedRecipe) -> str:
         )
     else:
         lines.append("writer: template (offline, deterministic)")
+    t = s.text_only
+    if t.source == "model" and s.n_text_only:
+        where = f"{t.model or r.model.name_or_path}" + (
+            f" at {t.base_url}, key from ${t.api_key_env}" if t.backend == "openai" else ""
+        )
+        lines.append(
+            f"text-only: rejection-sampled from {where} ({t.backend}), k={t.k} no-tool answers "
+            f"per query at temperature {t.temperature}, graded '{t.grader}', the first correct "
+            "kept; pass rates in text_only_pass_rates.jsonl"
+        )
     lines.append(
         "outputs: sft.jsonl, images/, rl.jsonl, eval.jsonl (procedural), rejects.jsonl, "
         "stats.json, cache/"

@@ -5,10 +5,12 @@
 3. plan the mix (plan.py): which seed becomes a single-pass, self-correction or text-only
    trajectory — a pure function of the seeds and `synth.seed`;
 4. skip seeds already done (their id is in sft.jsonl, or they failed validation);
+   with `synth.text_only.source: model`, sample the text-only queries left (text_sampler.py:
+   k no-tool answers each through an eval backend, cached per query, graded by eval's graders);
 5. build the rest concurrently (replay through the executor, then the writer), keeping a window
    of `4 × writer.concurrency` seeds in flight, and append results *in plan order*: a resumed
    run therefore writes byte-for-byte the file an uninterrupted run writes;
-6. derive rl.jsonl from sft.jsonl and write stats.json.
+6. derive rl.jsonl from sft.jsonl (and text_only_pass_rates.jsonl) and write stats.json.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ async def synthesize(
     outputs = Outputs(out)
     own_writer = writer is None
     writer = writer or make_writer(s.writer, out / "cache", backoff_s=backoff_s)
+    sampler = None
     try:
         for r in rejects:
             outputs.add_reject(r)
@@ -122,8 +125,15 @@ async def synthesize(
             "rejected": 0,
         }
         settings = recipe.executor.settings("train")
+        if s.text_only.source == "model":
+            from pixelctl.synth.text_sampler import TextSampler
+
+            sampler = TextSampler(recipe, out)
+            await asyncio.to_thread(sampler.sample, todo)
 
         def build(a: Assignment) -> Any:
+            if sampler is not None and a.kind == "text_only":
+                return asyncio.to_thread(sampler.build, a, recipe.prompt.mode)
             return build_record(a, writer, settings, out, recipe.prompt.mode)
 
         def sink(a: Assignment, result: dict[str, Any] | Reject) -> None:
@@ -138,11 +148,16 @@ async def synthesize(
 
         await _ordered(todo, build, window or max(16, 4 * s.writer.concurrency), sink)
         outputs.write_rl()
+        if sampler is not None:
+            sampler.write_pass_rates(plan.assignments)
+            counts["text_only_sampler"] = sampler.stats  # type: ignore[assignment]
         stats = _stats(recipe, out, plan, writer, counts, len(rejects))
         write_atomic(out / STATS, _dump(stats))
         return stats
     finally:
         outputs.close()
+        if sampler is not None:
+            sampler.close()
         if own_writer:
             await writer.aclose()
 

@@ -55,6 +55,9 @@ def compute_stats(
     rejects = [r for r in iter_jsonl(out / REJECTS) if r["id"] not in written]
     unique = {(r["id"], r["reason"]): r for r in rejects}.values()
     n = sum(kinds.values())
+    from pixelctl.synth.text_sampler import pass_rate_summary  # reads text_only_pass_rates.jsonl
+
+    sampled = pass_rate_summary(out)
     usd = (
         tokens.get("input_tokens", 0) / 1000 * usd_in
         + tokens.get("output_tokens", 0) / 1000 * usd_out
@@ -75,6 +78,7 @@ def compute_stats(
             "by_reason": dict(Counter(reason_category(r["reason"]) for r in unique).most_common()),
         },
         "plan": plan,
+        **({"text_only_sampling": sampled} if sampled else {}),
         "tokens": {**tokens, "usd": round(usd, 6)},
         "this_run": this_run,
     }
