@@ -31,6 +31,7 @@ def derive(recipe: Recipe) -> tuple[list[Derived], list[str]]:
     problems: list[str] = []
     _derive_sft(recipe, out, problems)
     _derive_rl(recipe, out, problems)
+    problems += ignored_settings(recipe)
     return out, problems
 
 
@@ -76,6 +77,48 @@ def _derive_sft(r: Recipe, out: list[Derived], problems: list[str]) -> None:
             f"ceil({total} × {sft.warmup_ratio})",
         ),
     ]
+
+
+def ignored_settings(r: Recipe) -> list[str]:
+    """Settings the chosen RL engine would ignore, each as a problem naming its key and the fix.
+
+    A value that does not change what the engine does (a zero coefficient, ZeRO stage 0 on one
+    process, a key left at its default) is not reported; a written one the engine cannot honour
+    is, because a run that silently drops a setting is not the run its recipe describes."""
+    rl, problems = r.rl, []
+    if rl.engine != "local":
+        return problems
+    local = "the local engine"
+    fix = "or use rl.engine=openrlhf"
+    for key in ("kl_coef", "entropy_coef"):
+        if value := getattr(rl.optim, key):
+            problems.append(
+                f"rl.optim.{key}={value}: {local}'s loss has no "
+                f"{'KL' if key == 'kl_coef' else 'entropy'} term (no reference model); "
+                f"set rl.optim.{key}=0, {fix}"
+            )
+    written = rl.rollout.model_fields_set
+    for key, what in (
+        ("max_prompt_tokens", "checks no prompt length (OpenRLHF's data conversion does)"),
+        ("micro_batch_size", "generates every rollout of a round in one batch"),
+    ):
+        if key in written:
+            problems.append(
+                f"rl.rollout.{key}={getattr(rl.rollout, key)}: {local} {what}; "
+                f"remove rl.rollout.{key} from the recipe, {fix}"
+            )
+    o = rl.optim
+    if "zero_stage" in o.model_fields_set and o.zero_stage != 0:
+        problems.append(
+            f"rl.optim.zero_stage={o.zero_stage}: {local} runs one process without DeepSpeed; "
+            f"set rl.optim.zero_stage=0, {fix}"
+        )
+    if "gradient_checkpointing" in o.model_fields_set and o.gradient_checkpointing:
+        problems.append(
+            f"rl.optim.gradient_checkpointing=true: {local} does not checkpoint activations; "
+            f"set rl.optim.gradient_checkpointing=false, {fix}"
+        )
+    return problems
 
 
 def _derive_rl(r: Recipe, out: list[Derived], problems: list[str]) -> None:
