@@ -126,18 +126,6 @@ def label_mask(
     return mask
 
 
-def trained_spans(mask: Sequence[bool]) -> list[tuple[int, int]]:
-    """The maximal [start, end) runs of True, for tests and the inspector."""
-    spans, start = [], None
-    for i, on in enumerate([*mask, False]):
-        if on and start is None:
-            start = i
-        elif not on and start is not None:
-            spans.append((start, i))
-            start = None
-    return spans
-
-
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
 

@@ -11,9 +11,20 @@ from pixelctl.masks import (
     MaskError,
     label_mask,
     segments,
-    trained_spans,
     trained_turns,
 )
+
+
+def trained_spans(mask) -> list[tuple[int, int]]:
+    """The maximal [start, end) runs of True (a reading aid for the assertions below)."""
+    spans, start = [], None
+    for i, on in enumerate([*mask, False]):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            spans.append((start, i))
+            start = None
+    return spans
 
 # A toy vocabulary: 1 <|im_start|>, 2 <|im_end|>, 3 "\n", 4 "\n\n" (a merged newline),
 # 10/11/12 the role words, 20..23 vision tokens, 100+ ordinary text.

@@ -2,9 +2,9 @@
 
 Conversations arrive in Qwen message format with PIL images already fitted to the executor's
 bounds, so by default the processor does not resize them again: the model sees exactly the
-pixels the executor crops from. With `processor_pixels=(min, max)` the processor clamps once
-more, as the reference's eval does (401,408…4,014,080 px); normalized boxes mean the same either
-way. Batches are left-padded and grouped by sampling settings (the reference lowers the
+pixels the executor crops from (eval's processor clamp, the reference's 401,408…4,014,080 px,
+wraps this function: `evaluation.chunks.ProcessorClamp`).
+Batches are left-padded and grouped by sampling settings (the reference lowers the
 temperature after a tool call, so one batch can hold two temperatures).
 """
 
@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelctl.agent import Generation, Sampling
-
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def visuals(messages: list[dict[str, Any]]) -> tuple[list[Any], list[list[Any]]]:
@@ -44,7 +42,6 @@ class HFGenerator:
         batch_size: int = 8,
         model: Any = None,
         processor: Any = None,
-        processor_pixels: tuple[int, int] | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -56,14 +53,10 @@ class HFGenerator:
         self.processor = processor or AutoProcessor.from_pretrained(path)
         self.processor.tokenizer.padding_side = "left"
         self.model = model or AutoModelForImageTextToText.from_pretrained(
-            path, dtype=getattr(torch, _DTYPES[dtype])
+            path, dtype=getattr(torch, dtype)
         ).to(self.device)
         self.batch_size = batch_size
-        if processor_pixels is None:
-            self.image_kwargs: dict[str, Any] = {"do_resize": False}
-        else:
-            lo, hi = processor_pixels
-            self.image_kwargs = {"size": {"shortest_edge": lo, "longest_edge": hi}}
+        self.image_kwargs: dict[str, Any] = {"do_resize": False}
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.seed = seed
 
