@@ -1,22 +1,17 @@
-"""The patches against the pinned wheel: they apply cleanly, compile, and the group hook runs.
-
-Downloads `openrlhf==0.11.2` with pip (skipped, not failed, when the registry is unreachable),
-applies every `patches/openrlhf-0.11.2/*.patch` with `patch -p1 --fuzz=0` as `make
-apply-patches` does, byte-compiles the patched files, then drives the patched
-`SamplesGenerator._generate_vllm` on CPU: Ray and vLLM are replaced by stubs, the responses
-are what our agent returns, and the experiences that come out carry the shaped rewards.
+"""The patches against the installed 0.11.2: they apply to a copy, compile, and both patched
+functions run: `SamplesGenerator._generate_vllm` (Ray and vLLM stubbed, the responses are what
+our agent returns) and `BasePPOTrainer.train_step`, executed from the patched source with
+experiences that carry pixel tensors. `patchcheck` tells the copy from the installed package.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import py_compile
-import shutil
-import subprocess
 import sys
 import types
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,40 +21,16 @@ torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parent.parent
 PATCHES = sorted((ROOT / "patches" / "openrlhf-0.11.2").glob("*.patch"))
 
-pytestmark = [pytest.mark.network, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def wheel_tree(tmp_path_factory) -> Path:
-    """The pinned wheel, unpacked, with every patch applied."""
-    if shutil.which("patch") is None:
-        pytest.skip("the `patch` program is not installed")
-    dest = tmp_path_factory.mktemp("openrlhf-wheel")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "openrlhf==0.11.2",
-        "-d",
-        str(dest),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    wheels = list(dest.glob("openrlhf-0.11.2-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        pytest.skip(f"package registry unreachable: {proc.stderr.strip()[-200:]}")
-    tree = dest / "site"
-    with zipfile.ZipFile(wheels[0]) as z:
-        z.extractall(tree)
-    purelib = tree / "openrlhf-0.11.2.data" / "purelib"  # where this wheel keeps the package
-    tree = purelib if (purelib / "openrlhf").is_dir() else tree
-    for patch in PATCHES:
-        for dry in (True, False):  # check first, so a failing patch leaves the tree untouched
-            args = ["patch", "-p1", "--fuzz=0", "-f", "-d", str(tree), "-i", str(patch)]
-            result = subprocess.run(args + (["--dry-run"] if dry else []), capture_output=True)
-            assert result.returncode == 0, f"{patch.name}: {result.stdout.decode()}"
-    return tree
+    """A copy of the installed openrlhf 0.11.2 with every patch applied (the venv's own
+    package is never modified)."""
+    from tests.test_openrlhf_ray import patched_openrlhf
+
+    return patched_openrlhf(tmp_path_factory.mktemp("openrlhf-patched")).parent
 
 
 def test_there_are_two_small_patches():
@@ -74,12 +45,14 @@ def test_there_are_two_small_patches():
             if line.startswith("+") and not line.startswith("+++")
         ]
         assert 0 < len(added) <= 5, p.name  # the logic lives in pixelctl.engines.openrlhf.hook
+        # pixelctl is imported inside the call, and only in a pixelctl job (the env var)
+        assert not any(line.startswith("+from pixelctl") for line in added), p.name
 
 
 def test_every_patch_applies_and_compiles(wheel_tree):
     for rel in ("trainer/ppo_utils/samples_generator.py", "trainer/ppo_trainer.py"):
         path = wheel_tree / "openrlhf" / rel
-        assert "pixelctl_hook." in path.read_text()
+        assert "from pixelctl.engines.openrlhf.hook import" in path.read_text()
         py_compile.compile(str(path), doraise=True)
 
 
@@ -152,3 +125,114 @@ def test_patched_generator_shapes_each_group(wheel_tree, monkeypatch):
     assert [e.scores.item() for e in experiences[:8]] == [1.0] + [0.0] * 7
     assert experiences[0].info["pixelctl/rapr"].item() == 0.125
     assert experiences[8].info["pixelctl/curiosity"].item() == pytest.approx(0.025)
+
+
+def test_patchcheck_tells_patched_from_unpatched(wheel_tree):
+    from pixelctl.engines.openrlhf import patchcheck
+
+    assert patchcheck.missing(wheel_tree / "openrlhf") == []
+    installed = patchcheck.missing()  # this venv's package, never patched by the tests
+    assert [m.split(" in ")[0] for m in installed] == [
+        "SamplesGenerator._generate_vllm",
+        "BasePPOTrainer.train_step",
+    ]
+    with pytest.raises(patchcheck.PatchesMissing, match=r"on node n1 .*make apply-patches"):
+        patchcheck.require_patches(where="n1")
+
+
+def _method(path: Path, cls: str, name: str, ns: dict):
+    tree = ast.parse(path.read_text())
+    node = next(
+        f
+        for c in tree.body
+        if isinstance(c, ast.ClassDef) and c.name == cls
+        for f in c.body
+        if isinstance(f, ast.FunctionDef) and f.name == name
+    )
+    exec(compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec"), ns)
+    return ns[name]
+
+
+def test_patched_train_step_replays_samples_with_pixel_tensors(wheel_tree, monkeypatch):
+    """The patched `train_step` source itself, bound to a stand-in trainer: what reaches the
+    actors is the SSR batch, same count, each sample with its own pixel tensors."""
+    import os
+
+    from openrlhf.trainer.ppo_utils.experience import Experience, balance_experiences
+
+    monkeypatch.setenv(
+        "PIXELCTL_REPLAY_JSON",
+        json.dumps({"ssr": True, "zero_signal_filter": True, "capacity": 64, "epsilon": 0.01,
+                    "seed": 0}),
+    )  # fmt: skip
+    path = wheel_tree / "openrlhf" / "trainer" / "ppo_trainer.py"
+    ns = {
+        "os": os,
+        "time": __import__("time"),
+        "torch": torch,
+        "ray": types.SimpleNamespace(get=lambda refs: refs),
+        "balance_experiences": balance_experiences,
+        "logger": types.SimpleNamespace(info=lambda *a: None),
+        "Dict": dict,
+        "Tuple": tuple,
+    }
+    train_step = _method(path, "BasePPOTrainer", "train_step", ns)
+    stats = _method(path, "BasePPOTrainer", "_compute_rollout_stats", ns)
+
+    def sample(i: int, reward: float, mean: float) -> Experience:
+        e = Experience(
+            sequences=torch.arange(6).unsqueeze(0),
+            attention_mask=torch.ones(1, 6, dtype=torch.long),
+            action_mask=torch.tensor([[0, 0, 1, 1, 1]]),
+            rewards=torch.tensor([reward]),
+            scores=torch.tensor([reward]),
+            response_length=torch.tensor([3.0]),
+            truncated=torch.tensor([False]),
+            labels=[f"s{i}"],
+            images=[[f"/img/{i}.png"]],
+            mm_train_inputs=[
+                {
+                    "pixel_values": torch.full((4 * (i + 1), 1176), float(i)),
+                    "image_grid_thw": torch.tensor([[1, 2, 2 * (i + 1)]]),
+                }
+            ],
+            info={
+                "reward": torch.tensor([reward]),
+                "pixelctl/correct": torch.tensor([reward]),
+                "pixelctl/rapr": torch.tensor([0.0]),
+                "pixelctl/failed": torch.tensor([0.0]),
+            },
+        )
+        e.advantages = torch.full((1, 5), reward - mean) * e.action_mask
+        e.index = [i]
+        return e
+
+    rewards = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]  # group 2 is uniform: no signal
+    experiences = [sample(i, r, 0.25 if i < 4 else 1.0) for i, r in enumerate(rewards)]
+    received = []
+    trainer = types.SimpleNamespace(
+        args=types.SimpleNamespace(
+            rollout=types.SimpleNamespace(n_samples_per_prompt=4, batch_size=2),
+            train=types.SimpleNamespace(dynamic_batch_enable=False),
+            ckpt=types.SimpleNamespace(path="/nonexistent", load_enable=False),
+        ),
+        experience_maker=types.SimpleNamespace(make_experience_batch=lambda samples: samples),
+        tokenizer=types.SimpleNamespace(decode=lambda *a, **k: ["text"]),
+        actor_model_group=types.SimpleNamespace(
+            async_run_method_batch=lambda method_name, experience: received.extend(experience) or []
+        ),
+        critic_model_group=None,
+        vllm_engines=None,
+        ppo_train=lambda step: {"policy_loss": 0.0},
+    )
+    trainer._compute_rollout_stats = lambda exps: stats(trainer, exps)
+    status, step = train_step(trainer, experiences, 4)
+    assert step == 5 and status["rollout/num_samples"] == 8.0
+    labels = [label for e in received for label in e.labels]
+    assert len(labels) == 8 and set(labels) == {"s0", "s1", "s2", "s3"}
+    for e in received:
+        for label, mm in zip(e.labels, e.mm_train_inputs, strict=True):
+            i = int(label[1:])
+            assert mm["pixel_values"].shape == (4 * (i + 1), 1176)
+            assert bool((mm["pixel_values"] == i).all())
+    assert trainer._pixelctl_checked  # the group hook's mark was found before round 1
