@@ -4,7 +4,7 @@ One implementation for every engine. A `Rollout` is a small state machine over o
 engine asks it for the conversation and the sampling of the next turn, generates however it
 likes (transformers, vLLM inside OpenRLHF, an OpenAI-compatible server), and hands the text
 back with `observe`. The rollout ends on a turn without a tool call (the answer), a limit
-(SPEC §2: 4 executed operations — a 5th call ends it unexecuted but still counts —, 16 images,
+(docs/method.md §2: 4 executed operations — a 5th call ends it unexecuted but still counts —, 16 images,
 the token budget), or a turn cap that stops a model that only writes malformed calls.
 
 `run_batch` drives many rollouts with one batched `generate` call per turn, which is what the
@@ -89,7 +89,7 @@ class CallRecord:
 
 
 def final_error_of(calls: Sequence[Any]) -> bool:
-    """The reference's unfixed-failure flag over a finished rollout's calls (SPEC §4).
+    """The reference's unfixed-failure flag over a finished rollout's calls (docs/method.md §4).
 
     The reference (experience_maker.py at a3a6c3a) remembers whether the last *executed*
     operation failed and sets the flag as `finish_flag and temp_error_flags` when the rollout
@@ -246,7 +246,7 @@ class Rollout:
                 turn=len(self.turns),
                 name=obs.name,
                 arguments=obs.arguments,
-                # a call refused by a limit is not an operation (SPEC §2: it still counts as a call)
+                # a call refused by a limit is not an operation (docs/method.md §2: it still counts as a call)
                 executed=executed,
                 ok=obs.ok,
                 error=obs.error,

@@ -1,4 +1,4 @@
-"""The prompt (SPEC §3): system message with the Hermes/Nous tool block, the user turn, observations.
+"""The prompt (docs/method.md §3): system message with the Hermes/Nous tool block, the user turn, observations.
 
 The reference builds its system message with qwen-agent's `NousFnCallPrompt`: "You are a helpful
 assistant." + "\\n\\n" + a `# Tools` block listing each tool as

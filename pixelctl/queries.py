@@ -1,6 +1,6 @@
 """Prompt records in the authors' layout → `Query`, with every rejected record reported.
 
-The layout (SPEC §8, also the RL data): one record per line of a `.jsonl` (or a row of a
+The layout (docs/method.md §8, also the RL data): one record per line of a `.jsonl` (or a row of a
 `.parquet`) with `qid` (the benchmark is the prefix before the first `-`), `question`, `image`
 (a list of paths relative to the file's folder; video frames for a video), `answer` (a string or
 a list) and `is_video`; `options` and `category` (or `task`) are kept when present. `to_query`

@@ -71,7 +71,7 @@ def test_narrow_bounds_break_qwen_vl_utils_and_fit_refuses_them():
 
 # --- compat boxes (the reference's arithmetic) ----------------------------------------------------
 def test_compat_reads_a_box_with_a_1_as_absolute_pixels():
-    # SPEC §2 quirk: [0.5, 0.5, 1.0, 1.0] is not "all below 1", so it is read as pixels:
+    # docs/method.md §2 quirk: [0.5, 0.5, 1.0, 1.0] is not "all below 1", so it is read as pixels:
     # x2 = 1/1484 + 0.1 -> 149.4 px, y2 = 1/1036 + 0.1 -> 104.6 px; the top-left corner.
     assert box([0.5, 0.5, 1.0, 1.0], 1484, 1036) == (0, 0, 149, 105)
 

@@ -1,4 +1,4 @@
-"""Sessions: observations (exact SPEC strings), index conventions per mode, limits, counters."""
+"""Sessions: observations (exact strings of docs/method.md §2), index conventions per mode, limits, counters."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ANLS (InfographicsVQA) as SPEC §8 defines it, the harness variant, and exact match."""
+"""ANLS (InfographicsVQA) as docs/method.md §8 defines it, the harness variant, and exact match."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_anls_values():
 
 
 def test_threshold_is_strict_officially_and_inclusive_in_harnesses():
-    # NL = 2/4 = 0.5 exactly: SPEC says NL < 0.5 scores, the RRC script keeps similarity 0.5
+    # NL = 2/4 = 0.5 exactly: docs/method.md §8 says NL < 0.5 scores, the RRC script keeps similarity 0.5
     assert anls_score("abcd", ["abxy"]) == 0.0
     assert anls_harness_score("abcd", ["abxy"]) == 0.5
 

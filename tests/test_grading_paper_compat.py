@@ -16,7 +16,7 @@ from pixelctl.grading.timeout import BoundedRunner, GradingError, GradingTimeout
         ("I count them. \\boxed{3}", ["3"], 1.0),
         ("\\boxed{4}", ["3"], 0.0),
         ("\\boxed{Yes}", ["yes"], 1.0),  # everything is lower-cased
-        ("\\boxed{listen}", ["silent"], 1.0),  # the known false positive (SPEC §8)
+        ("\\boxed{listen}", ["silent"], 1.0),  # the known false positive (docs/method.md §8)
         ("\\boxed{45}", ["45%"], 1.0),  # %-stripped alternate
         ("\\boxed{45\\%}", ["45%"], 1.0),
         ("\\boxed{troubles, the siege of krishnapur}", ["the siege of krishnapur, troubles"], 1.0),

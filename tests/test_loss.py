@@ -1,4 +1,4 @@
-"""Clipped policy loss on hand-computed tensors (SPEC §5)."""
+"""Clipped policy loss on hand-computed tensors (docs/method.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The prompt (SPEC §3): exact system text and guidelines, Qwen messages, chat-template render."""
+"""The prompt (docs/method.md §3): exact system text and guidelines, Qwen messages, chat-template render."""
 
 from __future__ import annotations
 

@@ -266,7 +266,7 @@ def reference_rewards(group: list[dict[str, Any]]) -> list[float]:
     """The shaped reward of one group (the loop after `rets_round1`), per-rollout flag.
 
     `correct` is the rule reward (1, 0 or -1), `n_calls` num_toolcalls, `final_error` the flag.
-    The reference reads the flag at the group-relative index (a bug, SPEC §4); this uses each
+    The reference reads the flag at the group-relative index (a bug, docs/method.md §4); this uses each
     rollout's own flag, as intended.
     """
     rapr = sum(g["n_calls"] > 0 for g in group) / len(group)

@@ -1,4 +1,4 @@
-"""Zero-signal filtering and Selective Sample Replay (SPEC §5)."""
+"""Zero-signal filtering and Selective Sample Replay (docs/method.md §5)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ CALL = (
 OBSERVATION = "\nHere is the cropped image (Image Size: 56x56):"
 QUESTION = "What is written on the sign?\n\n" + GUIDELINE
 
-# SPEC §3: system tool block; user image + question; assistant tool call; user observation.
+# docs/method.md §3: system tool block; user image + question; assistant tool call; user observation.
 CONVERSATION = [
     {"role": "system", "content": [{"type": "text", "text": TOOL_BLOCK}]},
     {

@@ -13,7 +13,7 @@ from pathlib import Path
 from pixelctl.config import LoadedRecipe
 from pixelctl.config.derived import derive
 
-# SPEC §9: RL on 4×8 A800 for ~20 hours, for the paper's 90 rounds (ceil(15000/512) × 3).
+# docs/method.md §9: RL on 4×8 A800 for ~20 hours, for the paper's 90 rounds (ceil(15000/512) × 3).
 PAPER_RL_GPU_HOURS, PAPER_RL_ROUNDS = 4 * 8 * 20, 90
 
 DATASETS = {
@@ -50,7 +50,7 @@ def plan(loaded: LoadedRecipe) -> str:
         f"  pixelctl eval {path}",
         "",
         f"estimated RL cost: {gpu_hours(loaded)} GPU-hours "
-        f"(the paper: {PAPER_RL_GPU_HOURS} on 4×8 A800, SPEC §9); SFT and eval time are not "
+        f"(the paper: {PAPER_RL_GPU_HOURS} on 4×8 A800, docs/method.md §9); SFT and eval time are not "
         "reported by the paper",
     ]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The recipe schema: one file holds every stage, so the tool format and pixel limits can't drift.
 
 Every model forbids unknown keys; every field has a type, a default and a description. Defaults
-are the paper's 7B run (SPEC.md) unless a field says otherwise, so a recipe only writes what it
+are the paper's 7B run (docs/method.md) unless a field says otherwise, so a recipe only writes what it
 changes. Cross-field checks live on the section that owns them.
 """
 
@@ -72,7 +72,7 @@ class PixelBoundsConfig(Section):
 
 
 def _train_bounds() -> PixelBoundsConfig:
-    """The executor's train preset (SPEC §2): one source for the numbers."""
+    """The executor's train preset (docs/method.md §2): one source for the numbers."""
     return PixelBoundsConfig(**asdict(TRAIN_BOUNDS))
 
 

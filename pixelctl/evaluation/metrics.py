@@ -1,4 +1,4 @@
-"""Scores of one item and aggregates per benchmark (SPEC §8).
+"""Scores of one item and aggregates per benchmark (docs/method.md §8).
 
 `score_item` gives the official metric (accuracy or ANLS) and the authors' `paper_compat`
 for one response, through `pixelctl.grading`. Our procedural split is not a grading

@@ -1,6 +1,6 @@
 """The eval loop: chunks of queries → multi-turn rollouts → scored records, resumable.
 
-Protocol (SPEC §3, §8): the recipe's prompt mode (`vcot` with tools, or the `notool`
+Protocol (docs/method.md §3, §8): the recipe's prompt mode (`vcot` with tools, or the `notool`
 baseline), greedy decoding, the eval pixel bounds, and the same `Rollout`/`run_batch` agent
 and limits as RL. Images the model sees are clamped once more to the processor bounds
 (`processor_min/max_pixels`, 512·28²…5120·28² for the 7B eval) as the reference's processor

@@ -1,4 +1,4 @@
-"""Our numbers beside the paper's Table 1 (SPEC §8), as a rich table.
+"""Our numbers beside the paper's Table 1 (docs/method.md §8), as a rich table.
 
 Paper columns are the published numbers (percent): Qwen2.5-VL-7B, Pixel Reasoner (RL) and
 the SFT-only ablation. Our official column is the benchmark's metric (accuracy; ANLS for

@@ -1,4 +1,4 @@
-"""Observation strings (SPEC §2) and the error messages the model reads.
+"""Observation strings (docs/method.md §2) and the error messages the model reads.
 
 The three observation formats are an interface: the released checkpoints were trained on them.
 Error messages come in two flavours. `compat` keeps the reference's own wording (HEAD a3a6c3a)

@@ -1,4 +1,4 @@
-"""Find the tool call at the end of an assistant turn (Hermes/Nous format, SPEC §2).
+"""Find the tool call at the end of an assistant turn (Hermes/Nous format, docs/method.md §2).
 
 Rules, from the reference rollout loop: `<|im_end|>` is removed; a turn that does not then end
 with `</tool_call>` has no call and ends the rollout; otherwise the text after the *last*

@@ -2,7 +2,7 @@
 
 A `Session` is what a rollout (synth, sft data checks, rl under either engine, eval) holds between
 turns. `execute` never raises: whatever the model wrote, the answer is an `Observation` whose text
-is one of the SPEC §2 strings. `aexecute` runs the image work in a thread pool, because the
+is one of the docs/method.md §2 strings. `aexecute` runs the image work in a thread pool, because the
 OpenRLHF agent runs inside vLLM's asyncio loop and Pillow releases the GIL while it decodes,
 crops and resizes.
 

@@ -1,6 +1,6 @@
 """Executor settings: pixel bounds and limits, one frozen object that travels to every worker.
 
-The numbers are the reference run's (SPEC §2). They live in one frozen dataclass so a rollout worker
+The numbers are the reference run's (docs/method.md §2). They live in one frozen dataclass so a rollout worker
 receives them by value (pickled with the session) instead of reading environment variables, which
 is how the reference silently lost its eval pixel limits on Ray workers.
 """

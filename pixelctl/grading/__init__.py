@@ -1,6 +1,6 @@
 """Graders: the official metric of each benchmark and the authors' ``paper-compat`` matcher.
 
-``grade(benchmark, response, answer, **kw)`` gives the official per-item score (SPEC §8);
+``grade(benchmark, response, answer, **kw)`` gives the official per-item score (docs/method.md §8);
 ``scores(...)`` gives every number pixelctl records for that item (official, paper-compat and,
 for InfographicsVQA, the harness ANLS). A response without an answer scores 0: it is wrong,
 never dropped from the denominator. Nothing here imports torch; ``math_verify`` is imported

@@ -1,6 +1,6 @@
-"""ANLS for InfographicsVQA (SPEC §8), plus the variant the popular harnesses compute.
+"""ANLS for InfographicsVQA (docs/method.md §8), plus the variant the popular harnesses compute.
 
-Official (SPEC): strings lower-cased and whitespace-collapsed,
+Official (docs/method.md §8): strings lower-cased and whitespace-collapsed,
 ``NL = lev(gt, pred) / max(|gt|, |pred|)``, score ``1 - NL`` if ``NL < tau`` else 0, max over
 the gold answers. ``anls_harness`` reproduces the RRC script that lmms-eval, VLMEvalKit and
 Qwen-VL's eval copy: the distance is taken on the normalised strings but the length on the
@@ -42,7 +42,7 @@ def _answers(answers: str | Sequence[str]) -> list[str]:
 
 
 def anls_score(prediction: str | None, answers: str | Sequence[str], tau: float = 0.5) -> float:
-    """ANLS of one prediction against its gold answers (SPEC §8); None scores 0."""
+    """ANLS of one prediction against its gold answers (docs/method.md §8); None scores 0."""
     if prediction is None:
         return 0.0
     pred = normalise(prediction)

@@ -1,4 +1,4 @@
-"""Multiple-choice grading by option letter (V* Bench, MVBench; SPEC §8).
+"""Multiple-choice grading by option letter (V* Bench, MVBench; docs/method.md §8).
 
 Accepted spellings of an answer span: ``B``, ``(B)``, ``B.``, ``B)``, ``Option B``,
 ``B. Sheep`` / ``(B) Sheep`` (letter then option text), and the option text itself when the

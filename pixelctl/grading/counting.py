@@ -1,4 +1,4 @@
-"""Integer counting answers (TallyQA; SPEC §8): exact match on the number in the answer span.
+"""Integer counting answers (TallyQA; docs/method.md §8): exact match on the number in the answer span.
 
 The number comes from the final-answer span, never from the reasoning ("I see 2 dogs … so
 \\boxed{3}" answers 3). Inside the span the first number counts: digits with thousands

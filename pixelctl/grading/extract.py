@@ -1,4 +1,4 @@
-"""Find the final-answer span of a response (SPEC §4, §8).
+"""Find the final-answer span of a response (docs/method.md §4, §8).
 
 Order: the last brace-balanced ``\\boxed{…}`` (what the prompt asks for), then the fallbacks
 the official graders tolerate: the last ``<answer>…</answer>``, the last ``Answer:`` line or

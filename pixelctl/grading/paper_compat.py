@@ -1,4 +1,4 @@
-"""``paper-compat``: the authors' one binary matcher for every benchmark (SPEC §8).
+"""``paper-compat``: the authors' one binary matcher for every benchmark (docs/method.md §8).
 
 What the reference code (``rule_reward``/``handle_boxed``/``do_verify`` in their OpenRLHF
 fork) really does, rewritten here:

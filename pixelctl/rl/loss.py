@@ -1,4 +1,4 @@
-"""The clipped policy-gradient loss of curiosity-driven GRPO (SPEC §5). The only torch module
+"""The clipped policy-gradient loss of curiosity-driven GRPO (docs/method.md §5). The only torch module
 among the pure ones.
 
 Per trained token t of sample i (``action_mask`` = 1 on every assistant turn, 0 on system,

@@ -1,4 +1,4 @@
-"""`pixelctl eval`: the benchmarks of the recipe through one backend, scored two ways (SPEC §8).
+"""`pixelctl eval`: the benchmarks of the recipe through one backend, scored two ways (docs/method.md §8).
 
 plan: the model the checkpoint resolves to, the backend, workers, bounds and each source.
 run:  load every source (validated; errors name the file and record), run the multi-turn

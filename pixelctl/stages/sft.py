@@ -1,4 +1,4 @@
-"""`pixelctl sft`: warm-start SFT with TRL's SFTTrainer and the paper's loss masks (SPEC §6).
+"""`pixelctl sft`: warm-start SFT with TRL's SFTTrainer and the paper's loss masks (docs/method.md §6).
 
 plan: the numbers (devices, accumulation, schedule, mask) and, on GPUs, the accelerate command.
 run:  validate the records (skips reported on screen and in skipped.jsonl), freeze the kept ones

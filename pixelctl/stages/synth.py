@@ -1,4 +1,4 @@
-"""`pixelctl synth`: build the warm-start SFT dataset from annotated seeds (SPEC §1, §7).
+"""`pixelctl synth`: build the warm-start SFT dataset from annotated seeds (docs/method.md §1, §7).
 
 Orchestration only; the logic lives in `pixelctl.synth` (see `pixelctl/synth/pipeline.py` for the
 algorithm as it runs). Resume: the CLI passes the same run directory again, and seeds already in

@@ -1,4 +1,4 @@
-"""Synthesis of warm-start trajectories (SPEC §7): seeds → replayed operations → SFT records.
+"""Synthesis of warm-start trajectories (docs/method.md §7): seeds → replayed operations → SFT records.
 
 Modules: `seeds` (readers, validation), `procedural` (synthetic scenes), `plan` (the mix),
 `operations` (correct and missed operations), `trajectories` (replay + compose), `writers`

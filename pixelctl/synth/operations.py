@@ -2,9 +2,9 @@
 
 Correct crop: the union of the cue boxes, normalized, rounded *outward* to 3 decimals (so the
 crop still contains the whole cue) and kept below 1.0 — in `compat` mode the executor reads a
-box as normalized only if every value is < 1 (SPEC §2), so `x2 = 1.0` would crop wrong pixels.
+box as normalized only if every value is < 1 (docs/method.md §2), so `x2 = 1.0` would crop wrong pixels.
 
-Misses (self-correction, SPEC §7) must really miss after the executor's padding:
+Misses (self-correction, docs/method.md §7) must really miss after the executor's padding:
 - `displaced`: a box of the cue's size whose padded crop does not touch the cue at all;
 - `too_wide`: a box around the cue covering most of the image, so the crop is no sharper than
   the whole view and the detail stays unreadable;

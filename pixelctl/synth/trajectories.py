@@ -1,6 +1,6 @@
 """Build one trajectory: replay its operations through the real executor, write, compose.
 
-Shapes (SPEC §7; messages in Qwen format, SPEC §6):
+Shapes (docs/method.md §7; messages in Qwen format, docs/method.md §6):
 - single_pass: user(input, question) → assistant(whole-input analysis + call on the cue) →
   user(observation) → assistant(analysis of the detail + \\boxed{answer});
 - self_correction: the same with a missed call first: assistant(analysis + missed call) →

@@ -84,7 +84,7 @@ def collect_synth(path: Path, limits: c.Limits, size: Size) -> c.StageReport:
 
 
 def _mark_errors(t: Trajectory, error_turns: list[Any]) -> None:
-    """Synth's inserted erroneous operations: shown as not trained (SPEC §6 masks them)."""
+    """Synth's inserted erroneous operations: shown as not trained (docs/method.md §6 masks them)."""
     for i in error_turns:
         if isinstance(i, int) and 0 <= i < len(t.turns):
             t.turns[i].trained = False

@@ -33,7 +33,7 @@ from pixelctl.executor import smart_resize
 from pixelctl.prompt import build_messages
 from pixelctl.queries import Reject, load_queries
 
-VIDEO_FRAMES = 16  # frames pre-extracted per video (SPEC §2); vLLM sees each as one image
+VIDEO_FRAMES = 16  # frames pre-extracted per video (docs/method.md §2); vLLM sees each as one image
 MERGE = 28  # pixels per side of one merged Qwen2.5-VL visual token
 
 

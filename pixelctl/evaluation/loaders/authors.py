@@ -1,4 +1,4 @@
-"""The authors' eval layout (SPEC §8): parquet or JSONL rows with an images folder.
+"""The authors' eval layout (docs/method.md §8): parquet or JSONL rows with an images folder.
 
 Fields: `qid` (the benchmark is the prefix before the first `-`), `question`, `image` (a list
 of paths relative to the data file's folder; a video's frames when `is_video`), `answer` (a

@@ -2,7 +2,7 @@
 
 Each item: `image` (e.g. `VG_100K/2376430.jpg`), `question`, `answer` (an integer),
 `question_id`, `issimple`, `data_source`. Which questions are "complex" (`complex_rule`):
-- `issimple` (default; SPEC §8 and the dataset's README): `issimple == false`;
+- `issimple` (default; docs/method.md §8 and the dataset's README): `issimple == false`;
 - `amt`: `data_source == "amt"`, the crowd-written questions, which is what TallyQA's own
   scoring code counts as complex (`eval_simp_comp` in manoja328/tallyqacode, `eval_extra.py`).
 docs/eval.md says which one gives the paper's Test-Complex. The authors scored a 3,200-question

@@ -4,8 +4,8 @@ Each line: `image` (relative path), `text` (the question, then one `(A) …` lin
 then the direct-answer instruction), `category` (`direct_attributes` / `relative_position`),
 `question_id`, `label` (the answer letter). The options in this file are shuffled; building
 items from the raw per-image annotations instead puts the answer first and inflates scores
-by 4–5 points (SPEC §8), so only this file is accepted. The instruction line ("Answer with the
-option's letter …") is dropped: the SPEC §3 guideline asks for reasoning and a boxed answer.
+by 4–5 points (docs/method.md §8), so only this file is accepted. The instruction line ("Answer with the
+option's letter …") is dropped: the docs/method.md §3 guideline asks for reasoning and a boxed answer.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a writer is asked for, and what it reports back.
 
-A trajectory has up to three free-text pieces around its operations (SPEC §7): the analysis of
+A trajectory has up to three free-text pieces around its operations (docs/method.md §7): the analysis of
 the whole input, a reflection on a missed operation, and the analysis of the returned detail
 (or, for text-only, one answer from the whole input). A `Job` carries everything a writer may
 use: the question, the gold answer, the annotation facts and the images it should look at.
