@@ -2,7 +2,7 @@
 
 Token log-probabilities are computed on the conversation re-rendered through the chat template,
 for the old and the new policy alike, so the PPO ratio compares the same tokens. Trained tokens
-are every assistant turn (SPEC §5) — the same segmentation the SFT masks use.
+are every assistant turn (docs/method.md §5) — the same segmentation the SFT masks use.
 """
 
 from __future__ import annotations
