@@ -259,17 +259,9 @@ def shape_group(
     return ShapedGroup(rewards, curiosity, penalty, stats)
 
 
-def shaped_rewards(
-    outcomes: Sequence[Any],
-    *,
-    mode: Mode = "paper",
-    alpha: float = 0.5,
-    beta: float = 0.05,
-    H: float = 0.3,
-    N: int = 1,
-) -> list[float]:
-    """One shaped reward per rollout of one query, in order (the public reward signature)."""
-    return shape_group(outcomes, mode=mode, alpha=alpha, beta=beta, H=H, N=N).rewards
+def shaped_rewards(outcomes: Sequence[Any], **settings: Any) -> list[float]:
+    """One shaped reward per rollout of one query, in order (``shape_group``'s settings)."""
+    return shape_group(outcomes, **settings).rewards
 
 
 def group_advantages(

@@ -133,13 +133,8 @@ class Schedule:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
-            "rounds_per_episode": self.rounds_per_episode,
-            "steps_per_round": self.steps_per_round,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-        }
+        derived = ("rounds_per_episode", "steps_per_round", "total_steps", "warmup_steps")
+        return {**asdict(self), **{k: getattr(self, k) for k in derived}}
 
 
 def plan_schedule(rl: Any, n_prompts: int) -> Schedule:
