@@ -159,3 +159,45 @@ def test_label_round_trip_and_foreign_labels():
     with pytest.raises(ValueError, match="not a pixelctl label"):
         parse_label("42")
     assert render_prompt(q).count(PAD) == 1
+
+
+def test_over_long_prompts_are_refused_at_conversion_by_visual_token_arithmetic(tmp_path):
+    """OpenRLHF raises (and ends the job) on a first prompt over max_len − max_new_tokens; we
+    count text + visual tokens (smart_resize at the train bounds) and refuse it up front."""
+    from pixelctl.config import load_recipe
+    from pixelctl.engines.openrlhf.data import PromptBudget
+
+    recipe = load_recipe(Path(__file__).parent.parent / "recipes/7b_a800.yaml").recipe
+    budget = PromptBudget.from_recipe(recipe, count_text=lambda text: len(text) // 4)
+    Image.new("RGB", (640, 480)).save(tmp_path / "small.png")  # 23 × 17 = 391 tokens
+    Image.new("RGB", (3000, 3000)).save(tmp_path / "big.png")  # capped: 1,568,000 px
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    assert budget.visual_tokens(640, 480, video=False) == (476 // 28) * (644 // 28)
+    assert budget.visual_tokens(3000, 3000, video=False) == 44 * 44  # 1232² ≤ 1,568,000
+    rows = [
+        {"qid": "ok", "question": "Q", "image": ["small.png"], "answer": "1", "is_video": False},
+        {"qid": "long", "question": "Q", "image": ["big.png"], "answer": "1", "is_video": False},
+        {"qid": "bad", "question": "Q", "image": ["broken.png"], "answer": "1", "is_video": False},
+    ]
+    data = tmp_path / "rl.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = convert([data], tmp_path / "out.jsonl", budget=budget)
+    assert report.written == 1
+    reasons = {r.qid: r.reason for r in report.rejects}
+    assert reasons["long"].startswith("the first prompt takes ")
+    assert "over rl.rollout.max_prompt_tokens = 2048" in reasons["long"]
+    assert "unreadable" in reasons["bad"]  # refused before any worker sees it
+
+
+def test_trimming_drops_the_last_prompts_and_lists_them(tmp_path):
+    write_images(tmp_path, ["a.png"])
+    rows = [
+        {"qid": f"q{i}", "question": "Q", "image": ["a.png"], "answer": "1", "is_video": False}
+        for i in range(7)
+    ]
+    data = tmp_path / "rl.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = convert([data], tmp_path / "out.jsonl", trim=lambda n: n % 4)
+    assert [r["qid"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["q0", "q1", "q2", "q3"]
+    assert [r.qid for r in report.rejects] == ["q4", "q5", "q6"]
+    assert all("actor ranks" in r.reason for r in report.rejects)

@@ -284,3 +284,92 @@ def test_video_frames_go_in_as_images_and_selected_frames_come_back(processor, t
     assert "\n<|im_start|>user\n\nHere are the selected frames (Frame Size: " in decoded
     assert result["reward"] == 1.0 and result["extra_logs"]["pixelctl/is_video"] == 1.0
     assert result["mm_train_inputs"]["image_grid_thw"].shape[0] == 6
+
+
+# ---------------------------------------------------------------------------- at the real budget
+def paper_budget() -> tuple[int, int]:
+    """The paper recipe's context and per-turn cap, as the flags render them."""
+    from pixelctl.engines.openrlhf.flags import max_len
+
+    recipe = load_recipe(ROOT / "recipes/7b_a800.yaml").recipe
+    return max_len(recipe), recipe.rl.rollout.max_new_tokens
+
+
+def test_shared_sampling_params_at_the_paper_budget(processor, image):
+    """OpenRLHF hands the n samples of a prompt ONE SamplingParams; its executor writes each
+    turn's budget into it and reads it back for the first-prompt check. A sample finishing a
+    long turn used to shrink the next sample's first-prompt allowance."""
+    length, cap = paper_budget()
+    assert (length, cap) == (15560, 2048)
+    cfg = config()
+    query = Query(qid="t-1", question="How many?", images=(str(image),), answer="7")
+    shared = SP(max_tokens=cap)
+    shared.max_tokens = 10  # what another sample's last turn left in the shared object
+    engine = FakeEngine(processor, [CROP_CALL, r"\boxed{7}"])
+    result = asyncio.run(
+        plugin.AgentExecutor(cfg).execute(
+            render_prompt(query), label_json(query), shared, max_length=length,
+            hf_tokenizer=processor, llm_engine=engine, images=[str(image)],
+        )
+    )  # fmt: skip
+    assert result["extra_logs"]["pixelctl/failed"] == 0.0 and result["reward"] == 1.0
+    assert shared.max_tokens == 10  # ours was a copy
+    assert [c["params"].max_tokens for c in engine.calls] == [32, 32]  # the per-turn cap
+
+
+@pytest.mark.parametrize("case", ["too_long", "unreadable", "grading"])
+def test_a_failing_sample_is_a_finished_zero_reward_sample(processor, image, tmp_path, case,
+                                                           monkeypatch):  # fmt: skip
+    cfg = config()
+    images = [str(image)]
+    length = 4096
+    if case == "too_long":
+        length = 40  # the prompt alone is longer: OpenRLHF's executor raises ValueError
+    if case == "unreadable":
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(b"not a png")
+        images = [str(bad)]
+    if case == "grading":
+        monkeypatch.setattr(plugin, "_grade", lambda rollout: 1 / 0)
+    query = Query(qid="t-9", question="How many?", images=tuple(images), answer="7")
+    engine = FakeEngine(processor, [r"\boxed{7}"])
+    result = asyncio.run(
+        plugin.AgentExecutor(cfg).execute(
+            render_prompt(query), label_json(query), SP(), max_length=length,
+            hf_tokenizer=processor, llm_engine=engine, images=images,
+        )
+    )  # fmt: skip
+    assert result["reward"] == 0.0 and result["scores"] == 0.0
+    assert result["extra_logs"]["pixelctl/failed"] == 1.0
+    assert result["mm_train_inputs"] is None and result["images"] is None
+    im_end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    (start, end) = result["action_ranges"][0]
+    assert end - start == 1 and result["observation_tokens"][start] == im_end
+
+
+def test_an_observation_that_would_not_fit_is_refused_with_an_error(processor, image):
+    """OpenRLHF drops the images of feedback over max_length and strips their pads while our
+    rollout would count them delivered: the plugin refuses such an observation instead."""
+    cfg = config()
+    query = Query(qid="t-1", question="How many?", images=(str(image),), answer="7")
+    ok, _ = run(cfg, processor, image, [CROP_CALL, r"\boxed{7}"])
+    # room for the prompt and the call, not for the crop's visual tokens
+    crop_turn = (
+        len(ok["observation_tokens"]) - ok["action_ranges"][1][1] + ok["action_ranges"][1][0]
+    )
+    length = ok["action_ranges"][0][1] + 20
+    assert length < crop_turn
+    engine = FakeEngine(processor, [CROP_CALL, r"\boxed{7}"])
+    result = asyncio.run(
+        plugin.AgentExecutor(cfg).execute(
+            render_prompt(query), label_json(query), SP(), max_length=length,
+            hf_tokenizer=processor, llm_engine=engine, images=[str(image)],
+        )
+    )  # fmt: skip
+    assert result["extra_logs"]["pixelctl/overflow"] == 1.0
+    decoded = processor.tokenizer.decode(result["observation_tokens"])
+    assert "Execution error:\nThe result needs" in decoded
+    pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    prompt_pads = ok["observation_tokens"][: ok["action_ranges"][0][0]].count(pad)
+    assert result["observation_tokens"].count(pad) == prompt_pads  # no crop pads sent
+    assert result["mm_train_inputs"]["image_grid_thw"].shape[0] == 1

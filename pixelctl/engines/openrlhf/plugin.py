@@ -319,7 +319,7 @@ class AgentExecutor(MultiTurnAgentExecutor):
         )
 
 
-FAILED_KEYS = ("correct", "n_calls", "n_operations", "is_video", "final_error", "overflow")
+FAILED_KEYS = (*RolloutView.LOG_FIELDS, "overflow")  # every sample carries the same keys
 
 
 def failed_response(prompt: str, label: str, tokenizer: Any, exc: BaseException) -> dict:
