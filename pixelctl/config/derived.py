@@ -199,3 +199,8 @@ def _derive_rl(r: Recipe, out: list[Derived], problems: list[str]) -> None:
             f"launch.rl: {layout.nodes} nodes × {layout.gpus_per_node}",
         ),
     ]
+    from pixelctl.config import memory  # the OpenRLHF trainer's host memory (pure arithmetic)
+
+    out += [Derived("rl", q, v, how) for q, v, how in memory.rows(r)]
+    if warning := memory.estimate(r).warning():
+        out.append(Derived("rl", "WARNING", "host memory", warning))
