@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-cpu
 
-.PHONY: install install-gpu apply-patches browser demo reproduce test test-fast lint format bench clean-venv
+.PHONY: install install-gpu apply-patches browser demo smoke-gpu reproduce test test-fast lint format bench clean-venv
 
 install: $(STAMP)  ## create .venv with the pinned CPU stack (fast when nothing changed)
 
@@ -42,6 +42,15 @@ browser:  ## headless Chromium from Debian's packages, for the viewer's browser 
 
 demo: install  ## the whole pipeline on the tiny model (≈5 min on 2 cores)
 	$(VENV)/bin/pixelctl demo
+
+# One GPU, ≈10 min: a Ray head if none answers, 6 prompts, the smoke recipe, then the checks
+# (tests/helpers/smoke_check.py) and the peak GPU memory sampled by nvidia-smi.
+smoke-gpu:  ## first command on a new GPU cluster: the OpenRLHF path end to end on a tiny model
+	$(VENV)/bin/ray status >/dev/null 2>&1 || $(VENV)/bin/ray start --head --num-gpus=1 --disable-usage-stats
+	$(PY) tests/helpers/smoke_data.py runs/smoke/data
+	nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -l 2 > runs/smoke/gpu_memory.log & gpu=$$!; \
+	$(VENV)/bin/pixelctl rl recipes/smoke_1gpu.yaml; rc=$$?; kill $$gpu; \
+	$(PY) tests/helpers/smoke_check.py runs/rl/smoke_1gpu-latest runs/smoke/gpu_memory.log && exit $$rc
 
 reproduce: install  ## the paper's run: prints the plan and stops without GPUs
 	$(VENV)/bin/pixelctl reproduce recipes/7b_a800.yaml

@@ -167,8 +167,10 @@ def replay_training_batch(
     )
     # buffered items stay alive on the trainer; a replayed one may appear twice in one batch
     batch = [_with_info(item, set(item.info)) for item in chosen.payloads]
+    rss = torch.tensor(_rss_gb())  # the trainer's peak RSS, logged each round (host memory)
     for item, replayed in zip(batch, chosen.replayed, strict=True):
         item.info[f"{LOG}replayed"] = torch.tensor(float(replayed))
+        item.info[f"{LOG}trainer_rss_gb"] = rss
     ssr = getattr(trainer, "_pixelctl_ssr", None)
     if ssr is not None:
         limits.prune(ssr, round_index)
@@ -178,6 +180,12 @@ def replay_training_batch(
 
 
 # ---------------------------------------------------------------------------- duties around it
+def _rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KiB
+
+
 def require_group_hook(items: Sequence[Any]) -> None:
     """Before the first round trains: samples made by our agent must carry the group hook's
     `pixelctl/rapr` (patch 0001, which runs in this same trainer process). Without it the run
