@@ -121,6 +121,15 @@ class Reject:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.qid or '?'}: {self.reason}"
 
+    def to_json(self) -> dict[str, Any]:  # the shared rejects.jsonl line (pixelctl.rejects)
+        return {
+            "file": self.file,
+            "line": self.line,
+            "id": self.qid,
+            "reason": self.reason,
+            "phase": "check",
+        }
+
 
 @dataclass
 class QuerySet:
@@ -168,17 +177,46 @@ def _check(row: Any, path: Path, line: int) -> Query:
     return to_query(row, path, line)
 
 
-def load_queries(paths: list[str | Path], *, name: str = "rl.jsonl") -> QuerySet:
-    """Read every file (or run dir) in order; duplicate qids are rejected after the first."""
+def load_queries(
+    paths: list[str | Path],
+    *,
+    name: str = "rl.jsonl",
+    benchmark: str | None = None,
+    others: frozenset[str] = frozenset(),
+) -> QuerySet:
+    """Read every file (or run dir) in order; duplicate qids are rejected after the first.
+
+    Every record is checked up front by the shared rule (`pixelctl.rejects`): its fields, then
+    each image's header. With `benchmark` (eval), rows of that benchmark are kept, rows of the
+    `others` being evaluated are left to their own source, and a row of no listed benchmark is
+    a reject (never a silent drop)."""
+    from pixelctl.rejects import check_images
+
     out, seen = QuerySet(), set()
     for raw in paths:
         path = resolve_data_file(Path(raw), name)
         for line, row in _rows(path):
             qid = row.get("qid") if isinstance(row, dict) else None
+            if benchmark is not None and isinstance(qid, (str, int)):
+                found = benchmark_of(str(qid))
+                if found in others:
+                    continue
+                if found != benchmark:
+                    listed = ", ".join(sorted({benchmark, *others}))
+                    reason = (
+                        f"qid prefix {found!r} names no benchmark being evaluated ({listed}); "
+                        "a qid starts with its benchmark's name, e.g. vstar-12"
+                    )
+                    out.rejects.append(Reject(str(path), line, str(qid), reason))
+                    continue
             try:
                 query = _check(row, path, line)
             except RecordError as exc:
                 out.rejects.append(Reject(str(path), line, qid, exc.reason))
+                continue
+            problem = check_images(query.images, query.is_video)
+            if problem:
+                out.rejects.append(Reject(str(path), line, query.qid, problem))
                 continue
             if query.qid in seen:
                 out.rejects.append(Reject(str(path), line, query.qid, "duplicate qid"))

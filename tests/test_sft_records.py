@@ -166,3 +166,52 @@ def test_skipped_file_summary_and_frozen_round_trip(tmp_path: Path):
     write_frozen(result.records, tmp_path)
     [back] = read_frozen(tmp_path)
     assert back.messages == result.records[0].messages and back.sizes == result.records[0].sizes
+
+
+# ----------------------------------------------------------------------------- resume (issue 16)
+def _run_with_steps(tmp_path: Path, n: int, checkpoints: tuple[int, ...] = ()):
+    from pixelctl.rundir import RunDir
+
+    run = RunDir.create(tmp_path, "sft", "t", {}, argv=["pixelctl", "sft"])
+    for s in range(1, n + 1):
+        run.log_metrics({"step": s, "loss": 1.0 / s})
+    for c in checkpoints:  # what transformers' get_last_checkpoint looks for
+        folder = run.path / "checkpoints" / f"checkpoint-{c}"
+        folder.mkdir(parents=True)
+        (folder / "trainer_state.json").write_text("{}")
+    run.finish(130)
+    return RunDir.resume(run.path, "sft")
+
+
+def test_resume_cuts_metrics_back_to_the_checkpoint(tmp_path: Path):
+    from pixelctl.rundir import metric_steps
+    from pixelctl.sft.trainer import prepare_resume
+
+    run = _run_with_steps(tmp_path, 5, checkpoints=(2, 4))
+    note = prepare_resume(run, save_steps=2)
+    assert note.endswith("(step 4; 1 later metrics line(s) discarded)")
+    assert metric_steps(run.metrics_path) == [1, 2, 3, 4]
+    run.log_metrics({"step": 5, "loss": 0.2})  # what the trainer logs next
+    assert metric_steps(run.metrics_path) == [1, 2, 3, 4, 5]  # step 5 once
+
+
+def test_resume_without_a_checkpoint_asks_for_restart(tmp_path: Path):
+    from pixelctl.errors import StageError
+    from pixelctl.rundir import metric_steps
+    from pixelctl.sft.trainer import prepare_resume
+
+    run = _run_with_steps(tmp_path, 3)  # killed before the first save
+    with pytest.raises(StageError, match="no checkpoint to resume from") as exc:
+        prepare_resume(run, save_steps=80)
+    assert f"pixelctl sft --resume {run.path} --restart" in str(exc.value)
+    assert metric_steps(run.metrics_path) == [1, 2, 3]  # nothing touched
+    run.restart = True
+    assert prepare_resume(run, save_steps=80) == "restarting this run from step 0 (--restart)"
+    assert metric_steps(run.metrics_path) == []
+    assert prepare_resume(_fresh(tmp_path), save_steps=80) is None  # a new run: nothing to do
+
+
+def _fresh(tmp_path: Path):
+    from pixelctl.rundir import RunDir
+
+    return RunDir.create(tmp_path / "fresh", "sft", "t", {}, argv=["pixelctl", "sft"])

@@ -29,10 +29,17 @@ class MetricsCallback(TrainerCallback):
         self._t0 = self._last_t = time.monotonic()
         self._last_tokens: float | None = None
         self._first_step: int | None = None
+        self._tokens0 = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self._t0 = self._last_t = time.monotonic()
         self._first_step = state.global_step
+        # TRL counts `num_tokens` from this process's start, not from the checkpoint: a resumed
+        # run adds the count logged at the checkpoint's step, so the column stays cumulative
+        self._tokens0 = 0.0
+        if self.resumed_from:
+            at = [r for r in self.run.read_metrics() if r.get("step") == self.resumed_from]
+            self._tokens0 = float(at[-1].get("tokens", 0.0)) if at else 0.0
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
@@ -46,6 +53,8 @@ class MetricsCallback(TrainerCallback):
             "epoch": round(float(logs.get("epoch", state.epoch or 0)), 4),
         }
         rec.update({KEYS[k]: float(v) for k, v in logs.items() if k in KEYS})
+        if "tokens" in rec:
+            rec["tokens"] += self._tokens0
         tokens = rec.get("tokens")
         if tokens is not None and self._last_tokens is not None and now > self._last_t:
             rec["tokens_per_s"] = round((tokens - self._last_tokens) / (now - self._last_t), 1)
@@ -54,8 +63,7 @@ class MetricsCallback(TrainerCallback):
         if done > 0:
             per_step = (now - self._t0) / done
             rec["eta_s"] = round(per_step * max(state.max_steps - state.global_step, 0), 1)
-        if self.resumed_from:
-            rec["resumed_from"] = self.resumed_from
+        # a resumed run's lines equal an uninterrupted run's; the resume marker line says where
         self.run.log_metrics(rec)
 
 

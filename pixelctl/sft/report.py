@@ -26,7 +26,7 @@ def show_data(result: LoadResult, console: Any) -> None:
         console.print("skipped: none")
         return
     console.print(
-        f"[yellow]skipped {len(result.skipped)} record(s)[/yellow] (all listed in skipped.jsonl):"
+        f"[yellow]skipped {len(result.skipped)} record(s)[/yellow] (all listed in rejects.jsonl):"
     )
     for reason, n in skip_summary(result.skipped).items():
         console.print(f"  {n:>6}  {reason}")

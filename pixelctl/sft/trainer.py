@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pixelctl import tracking
 from pixelctl.sft.records import Record
 
 MODEL_DIR = "model"
@@ -80,7 +81,7 @@ def sft_config(recipe: Any, output_dir: Path, device: str, devices: int) -> Any:
         use_cpu=not cuda,
         max_length=None,  # the collator never truncates; long records were skipped
         remove_unused_columns=False,  # the collator needs the `record` column
-        report_to="none",
+        report_to=tracking.report_to(recipe.logging),  # TensorBoard in <run>/tensorboard
         disable_tqdm=True,  # our rich bar instead
         dataloader_num_workers=2 if cuda else 0,
     )
@@ -123,6 +124,37 @@ def last_checkpoint(run_path: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def prepare_resume(run: Any, save_steps: int) -> str | None:
+    """Before training a resumed run: rewind metrics.jsonl to the last checkpoint's step, so no
+    step is logged twice; refuse (asking for --restart) when there is no checkpoint; with
+    --restart, drop the checkpoints and the metrics and train again from step 0."""
+    import shutil
+
+    from pixelctl.errors import StageError
+
+    if getattr(run, "restart", False):
+        shutil.rmtree(run.path / CHECKPOINT_DIR, ignore_errors=True)
+        shutil.rmtree(run.path / MODEL_DIR, ignore_errors=True)
+        run.rewind_metrics(lambda rec: False, restart=True)
+        return "restarting this run from step 0 (--restart)"
+    resume = last_checkpoint(run.path)
+    if resume is None:
+        if getattr(run, "resumed", False):
+            raise StageError(
+                f"{run.path} has no checkpoint to resume from (one is saved every {save_steps} "
+                f"steps); start it again from step 0 with `pixelctl sft --resume {run.path} "
+                "--restart`"
+            )
+        return None
+    step = checkpoint_step(resume)
+    dropped = run.rewind_metrics(lambda rec: rec.get("step", 0) <= step, from_step=step)
+    return f"resuming from {resume} (step {step}; {dropped} later metrics line(s) discarded)"
+
+
+def checkpoint_step(folder: str | Path) -> int:
+    return int(Path(folder).name.split("-")[-1])
+
+
 def build_trainer(
     recipe: Any,
     run: Any,
@@ -153,6 +185,7 @@ def build_trainer(
         callbacks=[MetricsCallback(run, resumed_from), RichProgress(), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
+    tracking.point_trainer(trainer, recipe.logging, run.path)
     return trainer
 
 
@@ -162,7 +195,7 @@ def train(
     """Train (or resume) and save the final model to `<run>/model`; returns a summary."""
     device = resolve_device(recipe)
     resume = last_checkpoint(run.path)
-    step0 = int(Path(resume).name.split("-")[-1]) if resume else 0
+    step0 = checkpoint_step(resume) if resume else 0
     trainer = build_trainer(recipe, run, records, device, list(callbacks), step0)
     try:
         result = trainer.train(resume_from_checkpoint=resume)

@@ -43,7 +43,10 @@ def _model(loaded: LoadedRecipe) -> str:
     try:
         return resolve_model(r.eval.checkpoint_path() or r.model.name_or_path)
     except ValueError as exc:
-        raise RecipeError(_source(loaded), [str(exc)]) from None
+        from pixelctl.rundir import resolve_link
+
+        where = r.eval.checkpoint_path() or r.model.name_or_path
+        raise RecipeError(_source(loaded), [f"{exc} ({resolve_link(where)[1]})"]) from None
 
 
 def settings_for(loaded: LoadedRecipe, model_path: str, device: str) -> tuple[Any, Any]:
@@ -107,16 +110,45 @@ def plan(loaded: LoadedRecipe) -> str:
     return "\n".join(lines)
 
 
-def _load(loaded: LoadedRecipe) -> list:
+def _load(loaded: LoadedRecipe) -> tuple[list, dict[str, list]]:
+    """Every item of every source, and the rejects of each benchmark (the shared rule,
+    `pixelctl.rejects`): all bad records are listed at once, none stops the load. A row of the
+    authors' layout whose qid names no benchmark being evaluated is a reject, not a drop."""
     from pixelctl.evaluation.loaders import LoaderError, load_source
+    from pixelctl.evaluation.loaders.authors import data_files
+    from pixelctl.queries import Reject, load_queries
+    from pixelctl.rejects import check_images
 
-    queries = []
+    sources = loaded.recipe.eval.sources()
+    names = frozenset(s.name for s in sources)
+    queries: list = []
+    rejects: dict[str, list] = {}
+    seen: set[tuple[str, int | str]] = set()  # a combined file read for several benchmarks
     try:
-        for s in loaded.recipe.eval.sources():
-            queries += load_source(s.name, s.path, s.layout, s.limit, complex_rule=_rule(loaded))
+        for s in sources:
+            if s.layout == "authors":
+                others = names - {s.name}
+                got = load_queries(data_files(Path(s.path)), benchmark=s.name, others=others)
+                items, bad = got.queries, got.rejects
+                if s.limit is not None:
+                    items = items[: s.limit]
+                if not items and not bad:
+                    raise LoaderError(s.path, f"no {s.name!r} items (check the qid prefixes)")
+            else:
+                items, bad = [], []
+                for q in load_source(s.name, s.path, s.layout, s.limit, complex_rule=_rule(loaded)):
+                    problem = check_images(q.images, q.is_video)
+                    if problem:
+                        bad.append(Reject(str(s.path), 0, q.qid, problem))
+                    else:
+                        items.append(q)
+            fresh = [r for r in bad if (r.file, r.line) not in seen or not r.line]
+            seen.update((r.file, r.line) for r in fresh)
+            queries += items
+            rejects[s.name] = rejects.get(s.name, []) + fresh
     except LoaderError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
-    return queries
+    return queries, rejects
 
 
 def _rule(loaded: LoadedRecipe) -> str:
@@ -131,41 +163,82 @@ def tallyqa_rule(ev: Any) -> str:
 
 
 def preflight(loaded: LoadedRecipe) -> None:
-    """A released checkpoint must be fetched first (`--fetch`); the plan checked the rest."""
+    """Refuse before a run directory exists: a released checkpoint must be fetched first
+    (`--fetch`), the model must resolve and every source must load."""
     from pixelctl.evaluation.released import require_fetched
 
     require_fetched(loaded)
+    if loaded.recipe.eval.backend != "openai":
+        _model(loaded)
+    _load(loaded)
 
 
 def run(loaded: LoadedRecipe, run: RunDir) -> None:
     from rich.progress import Progress
 
+    from pixelctl import rejects as rj
     from pixelctl.evaluation.metrics import summarize
     from pixelctl.evaluation.released import released_title
     from pixelctl.evaluation.runner import run_eval
     from pixelctl.evaluation.table import render
+    from pixelctl.rundir import kill_point
 
     console, ev = Console(), loaded.recipe.eval
     device = "cpu" if ev.backend == "openai" else _device(loaded)
     model = "" if ev.backend == "openai" else _model(loaded)
-    queries = _load(loaded)
+    queries, rejects = _load(loaded)
+    every = [r for bad in rejects.values() for r in bad]
+    file = rj.write(run.path / rj.REJECTS_FILE, every)
+    console.print(rj.summary("eval data", len(queries), every, file))
+    rj.enforce("eval data", len(queries), every, loaded.recipe.max_reject_fraction, file)
     settings, spec = settings_for(loaded, model, device)
     run.update_meta(eval={"model": model, "items": len(queries), "chunk_size": settings.chunk_size})
+
+    def on_chunk(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        kill_point(done)  # tests only: stop here at a chosen chunk (a no-op otherwise)
+
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("eval chunks", total=None)
         records = run_eval(
-            queries,
-            run.path,
-            settings,
-            backend=spec,
-            workers=ev.workers,
-            on_chunk=lambda done, total: bar.update(task, completed=done, total=total),
+            queries, run.path, settings, backend=spec, workers=ev.workers, on_chunk=on_chunk
         )
     metrics = summarize(records)
     if "tallyqa" in metrics:  # which questions were "complex" (docs/eval.md)
         metrics["tallyqa"]["complex_rule"] = tallyqa_rule(ev)
+    for bench, block in metrics.items():
+        block["rejected"] = len(rejects.get(bench, []))  # not in n; listed in rejects.jsonl
     (run.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for bench, m in metrics.items():
         run.log_metrics({"benchmark": bench, **{k: v for k, v in m.items() if k != "categories"}})
+    from pixelctl.tracking import log_final  # TensorBoard / W&B: <benchmark>/<metric>
+
+    log_final(loaded.recipe.logging, run.path, metrics, loaded.recipe.model_dump(mode="json"))
     console.print(render(metrics, title=released_title(loaded.recipe.eval)))
+    for line in problem_lines(metrics, records, rejects, file):
+        console.print(f"[yellow]{line}[/yellow]", highlight=False)
     console.print(f"samples: {run.path / 'samples.jsonl'}; metrics: {run.path / 'metrics.json'}")
+
+
+def problem_lines(
+    metrics: dict[str, Any], records: list[dict[str, Any]], rejects: dict[str, list], file: Path
+) -> list[str]:
+    """Beside the score: per benchmark, items that failed to run (scored wrong, in n) and
+    records rejected before the run (not in n), with where to read each one."""
+    out = []
+    for bench in sorted(set(metrics) | {b for b, r in rejects.items() if r}):
+        errors = [r for r in records if r["benchmark"] == bench and r.get("error")]
+        bad = rejects.get(bench, [])
+        if not errors and not bad:
+            continue
+        parts = []
+        if errors:
+            first = errors[0]
+            parts.append(
+                f"{len(errors)} error(s), scored wrong and counted in n (first: {first['qid']}: "
+                f"{first['error']})"
+            )
+        if bad:
+            parts.append(f"{len(bad)} record(s) rejected, not in n (see {file})")
+        out.append(f"{bench}: " + "; ".join(parts))
+    return out

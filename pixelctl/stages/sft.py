@@ -1,9 +1,12 @@
 """`pixelctl sft`: warm-start SFT with TRL's SFTTrainer and the paper's loss masks (docs/method.md §6).
 
 plan: the numbers (devices, accumulation, schedule, mask) and, on GPUs, the accelerate command.
-run:  validate the records (skips reported on screen and in skipped.jsonl), freeze the kept ones
-      into records.jsonl, then train in this process (CPU, one GPU) or under accelerate
-      (several GPUs / DeepSpeed); a resumed run reuses records.jsonl and its last checkpoint.
+run:  validate the records (the shared reject rule, `pixelctl.rejects`: every reject in
+      rejects.jsonl, a one-line summary, refusal above `max_reject_fraction`), freeze the kept
+      ones into records.jsonl, then train in this process (CPU, one GPU) or under accelerate
+      (several GPUs / DeepSpeed); a resumed run reuses records.jsonl and its last checkpoint,
+      with metrics.jsonl cut back to that checkpoint's step (no step twice). A resume with no
+      checkpoint refuses and asks for --restart.
 The logic lives in pixelctl/sft/; this module only orchestrates.
 """
 
@@ -28,10 +31,11 @@ def plan(loaded: LoadedRecipe) -> str:
     from pixelctl.sft.trainer import device_count, grad_accumulation, resolve_device
 
     r, sft = loaded.recipe, loaded.recipe.sft
+    warning = None
     try:
-        files = resolve_sources(sft.data)
-    except RecordError as exc:
-        raise StageError(str(exc)) from None
+        data = ", ".join(str(f) for f in resolve_sources(sft.data))
+    except RecordError as exc:  # a dry run before synth has run: show the plan, warn
+        data, warning = ", ".join(str(d) for d in sft.data) + "  (MISSING)", str(exc)
     try:
         device = resolve_device(r)
         devices = device_count(r, device)
@@ -42,7 +46,7 @@ def plan(loaded: LoadedRecipe) -> str:
     lines = [
         f"sft: {r.model.name_or_path} ({r.model.dtype}, vision tower "
         f"{'frozen' if r.model.freeze_vision else 'trained'})",
-        f"  data: {', '.join(str(f) for f in files)}",
+        f"  data: {data}",
         f"  mask: {sft.mask}",
         f"  device: {device} × {devices}; batch {sft.global_batch_size} = "
         f"{sft.per_device_batch_size} per device × {devices} × {accum} accumulation",
@@ -52,18 +56,27 @@ def plan(loaded: LoadedRecipe) -> str:
     if gpu.needs_launcher(r, device):
         cmd = gpu.render_command(gpu.launch_command(r, "<RUN_DIR>"))
         lines.append(f"  launch (ZeRO-{sft.zero_stage}, {r.launch.sft.nodes} node(s)): {cmd}")
+    if warning:
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)
 
 
 def preflight(loaded: LoadedRecipe) -> None:
-    """Nothing to refuse before the run directory: the plan already checked the inputs."""
+    """The data must exist before a run directory is made (the plan only warns)."""
+    try:
+        resolve_sources(loaded.recipe.sft.data)
+    except RecordError as exc:
+        raise StageError(str(exc)) from None
 
 
 def run(loaded: LoadedRecipe, run: RunDir) -> None:
-    from pixelctl.sft.trainer import resolve_device
+    from pixelctl.sft.trainer import prepare_resume, resolve_device
 
     console = Console()
     recipe = loaded.recipe
+    note = prepare_resume(run, recipe.sft.save_steps)
+    if note:
+        console.print(note)
     records = _records(loaded, run, console)
     run.update_meta(sft={"records": len(records), "model_dir": "model"})
     device = resolve_device(recipe)
@@ -79,7 +92,8 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
 
 def _records(loaded: LoadedRecipe, run: RunDir, console: Console) -> list:
     """The frozen records of a resumed run, or freshly validated ones (skips reported)."""
-    from pixelctl.sft.records import read_frozen, write_frozen, write_skipped
+    from pixelctl import rejects
+    from pixelctl.sft.records import read_frozen, write_frozen
 
     if (run.path / FROZEN_FILE).is_file():
         records = read_frozen(run.path)
@@ -97,9 +111,12 @@ def _records(loaded: LoadedRecipe, run: RunDir, console: Console) -> list:
     except RecordError as exc:
         raise StageError(str(exc)) from None
     show_data(result, console)
-    write_skipped(result.skipped, run.path / "skipped.jsonl")
+    file = rejects.write(run.path / rejects.REJECTS_FILE, result.skipped)
+    kept = len(result.records)
+    console.print(rejects.summary("sft data", kept, result.skipped, file))
     if not result.records:
-        raise StageError(f"sft.data: no valid record left; see {run.path / 'skipped.jsonl'}")
+        raise StageError(f"sft.data: no valid record left; see {file}")
+    rejects.enforce("sft data", kept, result.skipped, loaded.recipe.max_reject_fraction, file)
     write_frozen(result.records, run.path)
     return result.records
 

@@ -77,6 +77,7 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from pixelctl.rundir import kill_point
     from pixelctl.synth.pipeline import run_synth
 
     synth = loaded.recipe.synth
@@ -103,6 +104,25 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
         console=console,
     ) as bar:
         task = bar.add_task("synth", total=None, info="")
+        # metrics lines are keyed by `done` (seeds finished, this run and earlier ones): a
+        # resumed run logs only past the last line already there, so no line appears twice
+        # and the file reads like an uninterrupted run's
+        last = {"done": run.last_logged("done")}
+
+        def log(done: int, ev: dict[str, Any]) -> None:
+            if done <= last["done"]:
+                return
+            last["done"] = done
+            # `done`/`total` count the whole run; the rest is this process's share (a resumed
+            # run skipped what an earlier one wrote), hence the prefix
+            this = {k: ev[k] for k in ("written", "rejected", "skipped")} | ev["writer"]
+            run.log_metrics(
+                {
+                    "done": done,
+                    "total": ev["total"],
+                    **{f"this_run_{k}": v for k, v in this.items()},
+                }
+            )
 
         def on_progress(ev: dict[str, Any]) -> None:
             done = ev["skipped"] + ev["written"] + ev["rejected"]
@@ -113,30 +133,13 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
                 completed=done,
                 info=f"{ev['rejected']} rejected, {wr['retries']} retries",
             )
-            if (ev["written"] + ev["rejected"]) % METRICS_EVERY == 0:
-                run.log_metrics(
-                    {
-                        "done": done,
-                        "total": ev["total"],
-                        "written": ev["written"],
-                        "rejected": ev["rejected"],
-                        "skipped": ev["skipped"],
-                        **wr,
-                    }
-                )
+            if done % METRICS_EVERY == 0:
+                log(done, ev)
+            kill_point(done)  # tests only: stop here at a chosen seed (a no-op otherwise)
 
         stats = run_synth(loaded.recipe, run.path, on_progress=on_progress)
     this = stats["this_run"]
-    run.log_metrics(
-        {
-            "done": this["total"],
-            "total": this["total"],
-            "written": this["written"],
-            "rejected": this["rejected"],
-            "skipped": this["skipped"],
-            **this["writer"],
-        }
-    )
+    log(this["total"], this)
     run.update_meta(
         synth={
             "records": stats["records"],

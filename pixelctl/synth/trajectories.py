@@ -15,6 +15,7 @@ to the output folder, with forward slashes.
 from __future__ import annotations
 
 import asyncio
+import filecmp
 import hashlib
 import os
 import re
@@ -60,15 +61,13 @@ def seed_folder(seed_id: str) -> str:
 
 
 def _place(src: Path, dst: Path) -> None:
-    """Hard-link (or copy) an input into the dataset, atomically; keep an identical one."""
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size:
+    """Copy an input into the dataset, atomically; keep an identical one. A copy, never a hard
+    link: editing a training image must not edit its source scene (or the other way round)."""
+    if dst.is_file() and not dst.samefile(src) and filecmp.cmp(src, dst, shallow=False):
         return
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
+    shutil.copyfile(src, tmp)
     tmp.replace(dst)
 
 

@@ -19,8 +19,8 @@ import yaml
 from pixelctl.rundir import iter_jsonl
 from pixelctl.viewer.trajectory import Trajectory
 
-STAGE_ORDER = ("demo", "synth", "sft", "rl", "eval")
-CONTAINERS = ("demo",)  # stages whose folder holds other stage runs
+STAGE_ORDER = ("demo", "trap", "synth", "sft", "rl", "eval")
+CONTAINERS = ("demo", "trap")  # stages whose folder holds other stage runs
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,11 @@ def _subdirs(folder: Path) -> list[Path]:
 
 def meta_facts(meta: dict[str, Any]) -> list[tuple[str, str]]:
     """The lines of meta.json worth a glance: status, times, versions."""
+    from pixelctl.rundir import effective_status
+
     keys = ("status", "start", "end", "exit_status", "error", "pixelctl", "git_sha", "host")
+    if meta.get("status"):  # `running` whose process is gone reads `killed`
+        meta = {**meta, "status": effective_status(meta)}
     facts = [(k, str(meta[k])) for k in keys if meta.get(k) not in (None, "")]
     if meta.get("git_dirty"):
         facts.append(("git_dirty", "yes"))
