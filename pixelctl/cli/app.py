@@ -173,12 +173,14 @@ def view(
     ] = None,
 ) -> None:
     """Write a static HTML report: trajectories with boxes and crops, eval failures, curves."""
-    from pixelctl.viewer import write_report
+    from pixelctl.viewer import run_notes, write_report
 
     try:
         page = write_report(run_dir, out)
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
+    for note in run_notes(run_dir):  # killed / interrupted / failed runs, with how to resume
+        typer.secho(note, fg=typer.colors.YELLOW, err=True)
     typer.echo(f"report: {page}")
 
 
@@ -307,6 +309,9 @@ def _stage_command(stage: str):
             help="First download eval.released's model and data into the cache (once).",
             hidden=stage != "eval",
         ),
+        restart: Annotated[
+            bool, typer.Option(help="With --resume: start that run again from step 0.")
+        ] = False,
     ) -> None:
         from pixelctl.cli.launch import run_stage
 
@@ -324,7 +329,9 @@ def _stage_command(stage: str):
             raise _fail(
                 f"give a recipe (e.g. pixelctl {stage} recipes/tiny_cpu.yaml) or --resume RUN_DIR"
             )
-        code = run_stage(stage, recipe_path, ovs, dry_run=dry_run, resume=resume, tag=tag)
+        code = run_stage(
+            stage, recipe_path, ovs, dry_run=dry_run, resume=resume, tag=tag, restart=restart
+        )
         raise typer.Exit(code)
 
     command.__doc__ = _STAGE_HELP[stage]

@@ -461,3 +461,11 @@ class Recipe(Section):
     rl: RLConfig = Field(default_factory=RLConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     launch: LaunchConfig = Field(default_factory=LaunchConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    max_reject_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Every stage refuses to start when more of its records are rejected "
+        "(listed in the run's rejects.jsonl).",
+    )
