@@ -290,3 +290,25 @@ def test_eval_config_error_leaves_no_run_folder(tmp_path):
     res = invoke("eval", recipe)
     assert res.exit_code == 2 and "nope.jsonl" in res.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_compat_crop_too_small_says_why_for_a_box_outside_the_image(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (640, 480)).save(tmp_path / "a.png")
+    turn = (
+        '<tool_call>{"name": "crop_image_normalized", "arguments": '
+        '{"bbox_2d": [2000, 2000, 2100, 2100], "target_image": 1}}</tool_call>'
+    )
+    res = runner.invoke(
+        app, ["tool", "run", "--image", str(tmp_path / "a.png"), "--response", "-"], input=turn
+    )
+    out = json.loads(res.output)
+    assert res.exit_code == 1
+    # the model still reads the reference's words; the user also reads why
+    assert out["observation"] == "\nExecution error:\nCropped image is too small: 0x0\n"
+    assert out["why"] == (
+        "compat reads bbox_2d [2000, 2000, 2100, 2100] as pixel coordinates (a value is 1 or "
+        "more); it lies outside the 644x476 image, so clipping to the image leaves 0x0 px; both "
+        "sides must be larger than 28 px. bbox_2d takes fractions in [0, 1] of the image."
+    )

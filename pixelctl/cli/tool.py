@@ -143,6 +143,43 @@ def run(
     except OSError as exc:
         typer.echo(json.dumps(_result(obs, f"could not write images: {exc}", [])))
         raise typer.Exit(1) from exc
-    typer.echo(json.dumps(_result(obs, obs.error, paths), ensure_ascii=False))
+    result = _result(obs, obs.error, paths)
+    why = _why_too_small(obs, session, settings)
+    if why:
+        result["why"] = why  # for you; the model sees the reference's own words only
+    typer.echo(json.dumps(result, ensure_ascii=False))
     if not obs.ok:
         raise typer.Exit(1)
+
+
+def _why_too_small(obs: Any, session: Any, settings: Any) -> str | None:
+    """compat keeps the reference's bare `Cropped image is too small: WxH`; say why, for the user."""
+    from pixelctl.executor.geometry import normalized_box, parse_bbox, pixel_box
+
+    if settings.box_mode != "compat" or not (obs.error or "").startswith("Cropped image is too"):
+        return None
+    raw = (obs.arguments or {}).get("bbox_2d")
+    try:
+        target = session.input_image(int((obs.arguments or {}).get("target_image", 1)))
+        box = parse_bbox(raw)
+        norm = normalized_box(raw, box, target.width, target.height, "compat", settings.pad)
+        left, upper, right, lower = pixel_box(raw, norm, target.width, target.height)
+    except Exception:  # the explanation is a courtesy: never fail the command over it
+        return None
+    reading = (
+        "fractions of the image (every value is below 1)"
+        if all(v < 1 for v in box)
+        else "pixel coordinates (a value is 1 or more)"
+    )
+    outside = any(v > lim for v, lim in zip(box, (target.width, target.height) * 2, strict=True))
+    where = (
+        f"it lies outside the {target.width}x{target.height} image, so clipping to the image "
+        f"leaves {right - left}x{lower - upper} px"
+        if outside
+        else f"after {settings.pad:g} padding and clipping to the {target.width}x{target.height} "
+        f"image it is {right - left}x{lower - upper} px"
+    )
+    return (
+        f"compat reads bbox_2d {list(raw)} as {reading}; {where}; both sides must be larger "
+        f"than {settings.min_crop_side} px. bbox_2d takes fractions in [0, 1] of the image."
+    )
