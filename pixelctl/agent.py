@@ -122,6 +122,7 @@ class Outcome:
     completion_tokens: int = 0  # summed over turns
     correct: float | None = None  # set by grading: 1, 0, or -1 (unparsable, training)
     scores: dict[str, float] = field(default_factory=dict)
+    trace: TokenTrace | None = None  # the exact token sequence, from token-in/out backends
 
     @property
     def n_calls(self) -> int:
@@ -188,6 +189,7 @@ class Rollout:
         self.stop_reason: StopReason | None = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.trace: TokenTrace | None = None  # filled by token-in/out backends (`run_batch`)
 
     @property
     def done(self) -> bool:
@@ -275,14 +277,59 @@ class Rollout:
             stop_reason=self.stop_reason,  # type: ignore[arg-type]
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
+            trace=self.trace,
         )
+
+    def take_tokens(self, gen: Generation) -> None:
+        """Append one turn's fed and sampled ids to the trace (token-in/out backends)."""
+        if gen.ids is None:
+            return
+        if self.trace is None:
+            self.trace = TokenTrace()
+        self.trace.extend(gen)
 
 
 @dataclass(frozen=True)
 class Generation:
+    """One generated turn. Token-in/out backends (`token_io = True`) also return the ids they
+    fed before sampling (`fed`: the first prompt, or the observation since the last turn, with
+    `fed_visual` their processed images), the sampled `ids` exactly as drawn (an end token only
+    if the model produced it) and their sampling-time log-probabilities at temperature 1."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    fed: tuple[int, ...] = ()
+    fed_visual: Any = None
+    ids: tuple[int, ...] | None = None
+    logprobs: tuple[float, ...] = ()
+
+
+@dataclass
+class TokenTrace:
+    """A rollout as the model saw and wrote it: every id in order, whether the policy sampled it
+    (the trained tokens) or was fed it (system, question, observations, turn closers), the
+    sampling-time log-probability of each sampled id (0.0 where fed), and the backend's
+    processed visual inputs of each fed fragment that had images, in order."""
+
+    ids: list[int] = field(default_factory=list)
+    sampled: list[bool] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    visuals: list[Any] = field(default_factory=list)
+
+    def extend(self, gen: Generation) -> None:
+        ids = list(gen.ids or ())
+        if gen.logprobs and len(gen.logprobs) != len(ids):
+            raise ValueError(f"{len(gen.logprobs)} log-probs for {len(ids)} sampled ids")
+        self.ids += [*gen.fed, *ids]
+        self.sampled += [False] * len(gen.fed) + [True] * len(ids)
+        self.logprobs += [0.0] * len(gen.fed) + list(gen.logprobs or [0.0] * len(ids))
+        if gen.fed_visual is not None:
+            self.visuals.append(gen.fed_visual)
+
+    @property
+    def n_sampled(self) -> int:
+        return sum(self.sampled)
 
 
 BatchGenerate = Callable[[Sequence[list[dict[str, Any]]], Sequence[Sampling]], list[Generation]]
@@ -294,13 +341,22 @@ def run_batch(
     *,
     on_turn: Callable[[int, int], None] | None = None,
 ) -> list[Outcome]:
-    """Advance every rollout to its end, one batched `generate` call per turn."""
+    """Advance every rollout to its end, one batched `generate` call per turn.
+
+    A token-in/out `generate` (attribute `token_io = True`) also gets each rollout's trace so
+    far, continues it token for token, and the rollout appends what was fed and sampled."""
     turn = 0
+    token_io = bool(getattr(generate, "token_io", False))
     while active := [r for r in rollouts if not r.done]:
-        outs = generate([r.messages for r in active], [r.sampling() for r in active])
+        convs, samplings = [r.messages for r in active], [r.sampling() for r in active]
+        if token_io:
+            outs = generate(convs, samplings, traces=[r.trace for r in active])  # type: ignore[call-arg]
+        else:
+            outs = generate(convs, samplings)
         if len(outs) != len(active):
             raise RuntimeError(f"generate returned {len(outs)} turns for {len(active)} prompts")
         for rollout, gen in zip(active, outs, strict=True):
+            rollout.take_tokens(gen)
             rollout.observe(
                 gen.text, prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens
             )

@@ -1,17 +1,21 @@
 """Trajectories kept across rounds for Selective Sample Replay, saved with each checkpoint.
 
 The replay buffer holds trajectory ids (JSON-safe, so its state goes into the checkpoint as is);
-this store maps ids to conversations. On save, the conversations still referenced by the buffer
-are written with their images as PNG files; on resume they are read back bit-identical.
+this store maps ids to what the update trains: each rollout's `TokenTrace` (the exact ids the
+model saw and sampled, the sampling-time log-probs and the processed images). On save, the
+traces still referenced by the buffer are written to `traces.pt` (ids, masks and image tensors
+as they are); on resume they are read back bit-identical, so a replayed trajectory trains the
+same tokens after a restart.
+
+`dump_messages` writes a conversation with its images as PNG files, for the sample logs.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from pixelctl.agent import TokenTrace
 
 
 def dump_messages(messages: list[dict[str, Any]], folder: Path, tid: str) -> list[dict]:
@@ -37,35 +41,19 @@ def dump_messages(messages: list[dict[str, Any]], folder: Path, tid: str) -> lis
     return out
 
 
-def _load_messages(messages: list[dict], folder: Path) -> list[dict[str, Any]]:
-    def load(name: str) -> Image.Image:
-        with Image.open(folder / name) as im:
-            return im.convert("RGB")
-
-    out = []
-    for message in messages:
-        content = []
-        for item in message["content"]:
-            if item["type"] == "image":
-                content.append({"type": "image", "image": load(item["image"])})
-            elif item["type"] == "video":
-                content.append({"type": "video", "video": [load(n) for n in item["video"]]})
-            else:
-                content.append(item)
-        out.append({"role": message["role"], "content": content})
-    return out
-
-
 class TrajectoryStore:
-    """Trajectory id → (conversation, advantage at the round it was sampled)."""
+    """Trajectory id → (token trace, advantage at the round it was sampled)."""
+
+    FILE = "traces.pt"
 
     def __init__(self) -> None:
-        self.items: dict[str, tuple[list[dict[str, Any]], float]] = {}
+        self.items: dict[str, tuple[Any, float]] = {}
 
-    def put(self, tid: str, messages: list[dict[str, Any]], advantage: float) -> None:
-        self.items[tid] = (messages, float(advantage))
+    def put(self, tid: str, rollout: Any, advantage: float) -> None:
+        """Keep a rollout's trace (an `Outcome`'s `.trace`, or a `TokenTrace` itself)."""
+        self.items[tid] = (getattr(rollout, "trace", rollout), float(advantage))
 
-    def get(self, tid: str) -> list[dict[str, Any]]:
+    def get(self, tid: str) -> TokenTrace:
         return self.items[tid][0]
 
     def advantage(self, tid: str) -> float:
@@ -75,13 +63,22 @@ class TrajectoryStore:
         self.items = {k: v for k, v in self.items.items() if k in ids}
 
     def save(self, folder: Path) -> None:
+        import torch
+
         folder.mkdir(parents=True, exist_ok=True)
-        index = {tid: [dump_messages(m, folder, tid), a] for tid, (m, a) in self.items.items()}
-        (folder / "index.json").write_text(json.dumps(index))
+        data = {
+            tid: ({**t.__dict__} if isinstance(t, TokenTrace) else t, a)
+            for tid, (t, a) in self.items.items()
+        }
+        torch.save(data, folder / self.FILE)
 
     @classmethod
     def load(cls, folder: Path) -> TrajectoryStore:
+        import torch
+
         store = cls()
-        index = json.loads((folder / "index.json").read_text())
-        store.items = {tid: (_load_messages(m, folder), a) for tid, (m, a) in index.items()}
+        data = torch.load(folder / cls.FILE, weights_only=False)
+        store.items = {
+            tid: (TokenTrace(**t) if isinstance(t, dict) else t, a) for tid, (t, a) in data.items()
+        }
         return store
