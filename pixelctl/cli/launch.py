@@ -18,6 +18,7 @@ from pathlib import Path
 
 import typer
 
+from pixelctl import tracking
 from pixelctl.config import LoadedRecipe, RecipeError, load_recipe
 from pixelctl.config.report import flatten
 from pixelctl.errors import StageError
@@ -78,6 +79,9 @@ def execute(
     module = stage_module(stage)
     plan = module.plan(loaded)  # cheap, and fails before a run directory exists
     module.preflight(loaded)  # e.g. no GPU for a cluster engine: refuse before any file
+    r = loaded.recipe  # logging.wandb without its key or package: refuse before any file too
+    remote = stage == "rl" and r.rl.engine == "openrlhf"  # W&B runs in the job, on the cluster
+    tracking.preflight(r.logging, stage, wandb_here=not remote)
     if run is None:
         run = RunDir.create(
             loaded.recipe.launch.runs_root,

@@ -448,6 +448,22 @@ class LaunchConfig(Section):
     runs_root: str = Field("runs", description="Where run directories are created.")
 
 
+# ----------------------------------------------------------------------------- logging
+class WandbConfig(Section):
+    """Weights & Biases, opt-in. The key is read from $WANDB_API_KEY, never from the recipe."""
+
+    project: str = Field(description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity (user or team; OpenRLHF: org).")
+    group: str | None = Field(None, description="W&B run group (e.g. one per experiment).")
+
+
+class LoggingConfig(Section):
+    """Experiment tracking for every stage, beside metrics.jsonl (docs/architecture.md)."""
+
+    tensorboard: bool = Field(True, description="Event files in each run's tensorboard/.")
+    wandb: WandbConfig | None = Field(None, description="Also log to W&B (needs $WANDB_API_KEY).")
+
+
 # ----------------------------------------------------------------------------- recipe
 STAGES = ("synth", "sft", "rl", "eval")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pixelctl.config.schema import Recipe
@@ -200,8 +201,33 @@ FLAG_TABLE: tuple[Flag, ...] = (
     Flag("--ckpt.load_enable", "pixelctl rl --resume", lambda r, p: p.resume),
     Flag("--ckpt.save_steps", "rl.save_every_rounds (rounds)", lambda r, p: r.rl.save_every_rounds),
     Flag("--ckpt.save_hf", "HF-format checkpoints for eval", lambda r, p: True),
-    Flag("--logger.tensorboard_dir", "the run directory", lambda r, p: p.tensorboard_dir),
+    Flag(
+        "--logger.tensorboard_dir",
+        "logging.tensorboard (the run directory's tensorboard/)",
+        lambda r, p: p.tensorboard_dir if r.logging.tensorboard else None,
+    ),
+    # W&B: on only when the key flag is non-empty; it gets a placeholder, the real key goes in
+    # the submitted runtime env only (pixelctl/tracking.py says why this is safe in 0.11.2)
+    Flag("--logger.wandb.key", "logging.wandb (the key: $WANDB_API_KEY)", lambda r, p: _wandb(r)),
+    Flag("--logger.wandb.project", "logging.wandb.project", lambda r, p: _wandb(r, "project")),
+    Flag("--logger.wandb.org", "logging.wandb.entity", lambda r, p: _wandb(r, "entity")),
+    Flag("--logger.wandb.group", "logging.wandb.group", lambda r, p: _wandb(r, "group")),
+    Flag(
+        "--logger.wandb.run_name",
+        "the run directory's name (also TensorBoard's subfolder)",
+        lambda r, p: Path(p.ckpt_dir).parent.name if r.logging.wandb else None,
+    ),
 )
+
+
+def _wandb(r: Recipe, field: str | None = None) -> Any:
+    if r.logging.wandb is None:
+        return None
+    if field is None:
+        from pixelctl.tracking import WANDB_KEY_PLACEHOLDER
+
+        return WANDB_KEY_PLACEHOLDER
+    return getattr(r.logging.wandb, field)
 
 
 # ---------------------------------------------------------------------------- derived values

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pixelctl import tracking
 from pixelctl.config import LoadedRecipe
 from pixelctl.engines.openrlhf import OPENRLHF_VERSION
 from pixelctl.engines.openrlhf.data import PromptBudget
@@ -206,7 +207,9 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
             f"no usable RL prompts in {r.rl.data} (see {paths.prompt_data}.report.json)"
         )
     argv = _write_job(r, paths, root)
-    _submit(argv, root / "logs" / "job.log", run, console)
+    # the shown argv is what submit.sh holds; secrets (W&B key) ride in a private file only
+    with tracking.submitted_argv(argv, runtime_env(r, paths), r.logging) as real:
+        _submit(real, root / "logs" / "job.log", run, console)
 
 
 def _text_counter(model: str):
