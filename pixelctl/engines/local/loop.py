@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,12 @@ from pixelctl.engines.local.checkpoint import latest_checkpoint, load_state, sav
 from pixelctl.engines.local.policy import Policy
 from pixelctl.engines.local.samples import RoundTracker, save_samples
 from pixelctl.engines.local.store import TrajectoryStore
+from pixelctl.errors import StageError
+from pixelctl.executor import ImageLoadError
 from pixelctl.grading import paper_compat_score
 from pixelctl.queries import QuerySet
+from pixelctl.rejects import REJECTS_FILE, Reject
+from pixelctl.rejects import append as append_reject
 from pixelctl.rl.loss import policy_loss
 from pixelctl.rl.rewards import group_advantages, shape_group, view_rollout
 from pixelctl.rl.schedule import plan_schedule
@@ -79,6 +85,16 @@ class LocalEngine:
         self.store = TrajectoryStore()
         self.round = 0  # rounds completed
         self.step = 0  # optimizer steps taken
+        self.skipped = 0  # prompts skipped at run time (unreadable images)
+
+    def skip(self, query: Any, r: int, exc: Exception) -> None:
+        """Record a prompt that failed while running (the shared rule, `pixelctl.rejects`)."""
+        reason = f"round {r + 1}: {type(exc).__name__}: {exc}"
+        append_reject(
+            self.run.path / REJECTS_FILE, Reject("rl.data", None, query.qid, reason, "run")
+        )
+        self.skipped += 1
+        print(f"skipped {query.qid}: {reason}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -113,23 +129,39 @@ class LocalEngine:
     def rollouts(self, r: int) -> tuple[list[Outcome], dict[str, float]]:
         rl = self.recipe.rl
         idx = self.plan.round_prompts(r, rl.seed)
-        rollouts = [
-            Rollout(
-                self.queries[i],
-                settings=self.settings,
-                mode=self.recipe.prompt.mode,
-                plan=self.sampling,
+        rollouts = []
+        for i in idx:
+            # A prompt whose image passed the up-front header check but does not decode is a
+            # counted skip (rejects.jsonl, phase "run"), not a crash: its group is left out.
+            try:
+                group = [
+                    Rollout(
+                        self.queries[i],
+                        settings=self.settings,
+                        mode=self.recipe.prompt.mode,
+                        plan=self.sampling,
+                    )
+                    for _ in range(rl.rollout.n_samples)
+                ]
+            except (ImageLoadError, OSError, ValueError) as exc:
+                self.skip(self.queries[i], r, exc)
+                continue
+            rollouts += group
+        if not rollouts:
+            raise StageError(
+                f"round {r + 1}: every prompt failed to load (see {self.run.path / REJECTS_FILE})"
             )
-            for i in idx
-            for _ in range(rl.rollout.n_samples)
-        ]
         timer = {"generation": 0.0}
 
-        def generate(convs, samplings):
+        token_io = bool(getattr(self.generate, "token_io", False))
+
+        def generate(convs, samplings, **kw):
             t = time.perf_counter()
-            out = self.generate(convs, samplings)
+            out = self.generate(convs, samplings, **kw)
             timer["generation"] += time.perf_counter() - t
             return out
+
+        generate.token_io = token_io  # type: ignore[attr-defined]  # run_batch passes traces
 
         t0 = time.perf_counter()
         outcomes = run_batch(rollouts, generate)
@@ -174,7 +206,7 @@ class LocalEngine:
         """The round's training set as (trajectory id, advantage) pairs (`rl.selection`)."""
         ids = [f"r{r:05d}-{i:05d}" for i in range(len(outcomes))]
         for tid, o, a in zip(ids, outcomes, advantages, strict=True):
-            self.store.put(tid, o.messages, a)
+            self.store.put(tid, o, a)  # keeps the rollout's token trace
         chosen = select_training_set(
             rewards,
             advantages,
@@ -192,22 +224,22 @@ class LocalEngine:
 
     def update(self, pairs: list[tuple[str, float]]) -> list[dict[str, float]]:
         o = self.recipe.rl.optim
-        convs = [self.store.get(t) for t, _ in pairs]
+        traces = [self.store.get(t) for t, _ in pairs]  # the ids exactly as sampled
         adv = torch.tensor([a for _, a in pairs], dtype=torch.float32)
         micro = o.micro_batch_size
         old = []
         with torch.no_grad():
-            for s in range(0, len(convs), micro):
-                batch, mask = self.policy.encode(convs[s : s + micro])
+            for s in range(0, len(traces), micro):
+                batch, mask = self.policy.encode(traces[s : s + micro])
                 old.append(self.policy.logprobs(batch, mask)[0])
         logs = []
         self.policy.model.train()
-        for start in range(0, len(convs), o.batch_size):
-            stop = min(start + o.batch_size, len(convs))
+        for start in range(0, len(traces), o.batch_size):
+            stop = min(start + o.batch_size, len(traces))
             n_micro = math.ceil((stop - start) / micro)
             totals = {"loss": 0.0, "pg_loss": 0.0, "clip_frac": 0.0}
             for s in range(start, stop, micro):
-                batch, mask = self.policy.encode(convs[s : s + micro])
+                batch, mask = self.policy.encode(traces[s : s + micro])
                 lp, amask = self.policy.logprobs(batch, mask)
                 out = policy_loss(
                     lp,
@@ -252,6 +284,9 @@ class LocalEngine:
             "calls_per_rollout": sum(o.n_calls for o in outcomes) / len(outcomes),
             "response_tokens": sum(o.completion_tokens for o in outcomes) / len(outcomes),
             "well_formed_calls": _well_formed(outcomes),
+            # both readings of "used pixel-space reasoning", whichever rl.reward.count rewards
+            "rapr_attempts": sum(o.n_calls > 0 for o in outcomes) / len(outcomes),
+            "rapr_executed": sum(o.n_operations > 0 for o in outcomes) / len(outcomes),
             **info,
             **{f"time_{k}": round(v, 4) for k, v in times.items()},
         }
@@ -264,23 +299,43 @@ def _well_formed(outcomes: list[Outcome]) -> float:
 
 
 def train(recipe: Recipe, run: RunDir, data: QuerySet, model_path: str, *, progress=None) -> Path:
-    """Run (or resume) every round; returns the final model folder."""
+    """Run (or resume) every round; returns the final model folder.
+
+    Resume is exact: the state comes from the newest complete checkpoint and metrics.jsonl is
+    cut back to its step (one resume marker instead of the discarded tail), so no step is ever
+    logged twice. A resumed run with no checkpoint refuses unless `--restart`."""
     ckpt = latest_checkpoint(run.path / "checkpoints")
+    if run.restart:
+        shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+        ckpt = None
+        run.rewind_metrics(lambda rec: False, restart=True)
+    elif ckpt is None and run.resumed:
+        raise StageError(
+            f"{run.path} has no checkpoint to resume from (one is saved every "
+            f"{recipe.rl.save_every_rounds} rounds); start it again from round 1 with "
+            f"`pixelctl rl --resume {run.path} --restart`"
+        )
     engine = LocalEngine(recipe, run, data, str(ckpt) if ckpt else model_path)
     if ckpt is not None:  # the weights came from the checkpoint; now the rest of the state
         engine.restore(ckpt)
-        # metrics logged after this checkpoint are recomputed; readers keep the last line per step
-        run.log_metrics({"event": "resume", "from_round": engine.round, "from_step": engine.step})
+        run.rewind_metrics(
+            lambda rec: rec.get("step", 0) <= engine.step,
+            from_round=engine.round,
+            from_step=engine.step,
+        )
     (run.path / "plan.json").write_text(json.dumps(engine.plan.as_dict(), indent=2))
     every = recipe.rl.save_every_rounds
+    if progress is not None:  # "round 0/N" from the start, not "0/None"
+        progress(engine.round, engine.plan.rounds, None)
     tracker = RoundTracker(recipe, run.path, resume_step=engine.step + 1 if ckpt else None)
     for r in range(engine.round, engine.plan.rounds):
+        record: dict[str, Any] = {}
         for record in engine.run_round(r):
             run.log_metrics(record)
             tracker.log(record, engine.step)  # TensorBoard / W&B: the same scalars
         tracker.rollouts(r, engine.step)
         engine.round = r + 1
-        if progress is not None:
+        if progress is not None and record:
             progress(engine.round, engine.plan.rounds, record)
         if engine.round % every == 0 and engine.round < engine.plan.rounds:
             engine.save(f"round-{engine.round:05d}")
