@@ -24,6 +24,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pixelctl.models.qwen import IM_END, IM_START, VISION_TOKENS, turn_header
+
 MaskMode = Literal["last_two_assistant", "all_assistant", "skip_marked_errors"]
 MASK_MODES: tuple[MaskMode, ...] = ("last_two_assistant", "all_assistant", "skip_marked_errors")
 
@@ -79,7 +81,7 @@ def segments(ids: Sequence[int], roles: Sequence[str], tokens: ChatTokens) -> li
     offset = len(starts) - len(roles)
     if offset not in (0, 1) or (offset == 1 and roles and roles[0] == "system"):
         raise MaskError(
-            f"the rendered sequence has {len(starts)} <|im_start|> tokens for {len(roles)} "
+            f"the rendered sequence has {len(starts)} {IM_START} tokens for {len(roles)} "
             "messages; the text contains chat markup or the template is not Qwen's"
         )
     names = ["system"] * offset + list(roles)
@@ -126,19 +128,16 @@ def label_mask(
     return mask
 
 
-VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
-
-
 def chat_tokens(tokenizer: Any) -> ChatTokens:
     """Look up the ids the mask needs; headers as the tokenizer encodes them."""
     ids = tokenizer.convert_tokens_to_ids
     headers = {
-        role: tuple(tokenizer.encode(f"<|im_start|>{role}\n", add_special_tokens=False))
+        role: tuple(tokenizer.encode(turn_header(role), add_special_tokens=False))
         for role in ("system", "user", "assistant")
     }
     return ChatTokens(
-        im_start=ids("<|im_start|>"),
-        im_end=ids("<|im_end|>"),
+        im_start=ids(IM_START),
+        im_end=ids(IM_END),
         headers=headers,
         vision=frozenset(ids(t) for t in VISION_TOKENS),
     )

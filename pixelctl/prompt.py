@@ -16,6 +16,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from pixelctl.executor.observe import CROP_TOOL, FRAMES_TOOL
+from pixelctl.models.qwen import IM_END, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+
 if TYPE_CHECKING:
     from pixelctl.executor import Observation
 
@@ -25,7 +28,7 @@ SYSTEM_PROMPT_BASE = "You are a helpful assistant."
 
 TOOL_SCHEMAS: list[dict[str, Any]] = [
     {
-        "name": "crop_image_normalized",
+        "name": CROP_TOOL,
         "description": (
             "Zoom in on the image based on the bounding box coordinates. It is useful when the "
             "object or text in the image is too small to be seen."
@@ -53,7 +56,7 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
         },
     },
     {
-        "name": "select_frames",
+        "name": FRAMES_TOOL,
         "description": "Select frames from a video.",
         "parameters": {
             "type": "object",
@@ -78,14 +81,15 @@ TOOL_BLOCK_TEMPLATE = (
     "You are provided with function signatures within <tools></tools> XML tags:\n"
     "<tools>\n{tool_descs}\n</tools>\n\n"
     "For each function call, return a json object with function name and arguments within "
-    "<tool_call></tool_call> XML tags:\n"
-    '<tool_call>\n{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+    f"{TOOL_CALL_OPEN}{TOOL_CALL_CLOSE} XML tags:\n"
+    f'{TOOL_CALL_OPEN}\n{{{{"name": <function-name>, "arguments": <args-json-object>}}}}\n'
+    f"{TOOL_CALL_CLOSE}"
 )
 
 GUIDELINE_VCOT = (
     "Guidelines: Understand the given visual information and the user query. Determine if it is "
     "beneficial to employ the given visual operations (tools). For a video, we can look closer by "
-    "`select_frames`. For an image, we can look closer by `crop_image`. Reason with the visual "
+    f"`{FRAMES_TOOL}`. For an image, we can look closer by `crop_image`. Reason with the visual "
     "information step by step, and put your final answer within \\boxed{}."
 )
 GUIDELINE_NOTOOL = "Please think step by step, and put your final answer within \\boxed{}."
@@ -135,7 +139,7 @@ def build_messages(
 
 def assistant_message(text: str) -> dict[str, Any]:
     """An assistant turn as the reference appends it (text only, `<|im_end|>` stripped)."""
-    return {"role": "assistant", "content": [text_item(text.replace("<|im_end|>", ""))]}
+    return {"role": "assistant", "content": [text_item(text.replace(IM_END, ""))]}
 
 
 def observation_message(
@@ -157,7 +161,7 @@ def observation_message(
 def format_tool_call(name: str, arguments: dict[str, Any]) -> str:
     """A call as the model writes it (qwen-agent's format): `<tool_call>\\n{json}\\n</tool_call>`."""
     body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
-    return f"<tool_call>\n{body}\n</tool_call>"
+    return f"{TOOL_CALL_OPEN}\n{body}\n{TOOL_CALL_CLOSE}"
 
 
 def render(

@@ -11,7 +11,8 @@ from PIL import Image
 
 from pixelctl.executor.geometry import crop_box, normalized_box, pixel_box, smart_resize
 from pixelctl.executor.observe import ToolError
-from pixelctl.executor.settings import EVAL_BOUNDS, PX, TRAIN_BOUNDS
+from pixelctl.executor.settings import EVAL_BOUNDS, TRAIN_BOUNDS
+from pixelctl.models.qwen import PIXEL_UNIT
 
 
 def box(raw, w, h, mode="compat"):
@@ -25,7 +26,7 @@ def test_vstar_sized_image_at_train_bounds_shrinks_to_2000_tokens():
         1582, 2246, 28, TRAIN_BOUNDS.image_min_pixels, TRAIN_BOUNDS.image_max_pixels
     )
     assert (h, w) == (1036, 1484)
-    assert h * w <= 2000 * PX
+    assert h * w <= 2000 * PIXEL_UNIT
 
 
 def test_eval_bounds_only_round_to_28_with_half_to_even():
@@ -37,14 +38,14 @@ def test_eval_bounds_only_round_to_28_with_half_to_even():
 
 def test_small_crop_is_enlarged_to_min_pixels():
     # 30x30 -> 28x28 = 784 < 3136: beta = sqrt(3136/900), ceil to 56.
-    assert smart_resize(30, 30, 28, 4 * PX, 1000 * PX) == (56, 56)
+    assert smart_resize(30, 30, 28, 4 * PIXEL_UNIT, 1000 * PIXEL_UNIT) == (56, 56)
 
 
 def test_extreme_aspect_ratio_and_inverted_bounds_raise():
     with pytest.raises(ValueError, match="aspect ratio"):
-        smart_resize(10, 2010, 28, 4 * PX, 1000 * PX)
+        smart_resize(10, 2010, 28, 4 * PIXEL_UNIT, 1000 * PIXEL_UNIT)
     with pytest.raises(ValueError, match="max_pixels"):
-        smart_resize(100, 100, 28, 10 * PX, 5 * PX)
+        smart_resize(100, 100, 28, 10 * PIXEL_UNIT, 5 * PIXEL_UNIT)
 
 
 @given(st.integers(28, 4000), st.integers(28, 4000), st.integers(4, 300), st.integers(0, 6000))
@@ -55,18 +56,18 @@ def test_smart_resize_meets_realistic_bounds(h, w, lo, extra):
     if max(h, w) / min(h, w) > 200:
         return
     hi = max(3 * lo + 2, 200) + extra
-    nh, nw = smart_resize(h, w, 28, lo * PX, hi * PX)
+    nh, nw = smart_resize(h, w, 28, lo * PIXEL_UNIT, hi * PIXEL_UNIT)
     assert nh % 28 == 0 and nw % 28 == 0
-    assert lo * PX <= nh * nw <= hi * PX
+    assert lo * PIXEL_UNIT <= nh * nw <= hi * PIXEL_UNIT
 
 
 def test_narrow_bounds_break_qwen_vl_utils_and_fit_refuses_them():
     from pixelctl.executor.images import fit
 
-    assert smart_resize(28, 28, 28, 5 * PX, 5 * PX) == (84, 84)
-    assert smart_resize(28, 407, 28, 4 * PX, 14 * PX) == (0, 392)
+    assert smart_resize(28, 28, 28, 5 * PIXEL_UNIT, 5 * PIXEL_UNIT) == (84, 84)
+    assert smart_resize(28, 407, 28, 4 * PIXEL_UNIT, 14 * PIXEL_UNIT) == (0, 392)
     with pytest.raises(ValueError, match="cannot be resized"):
-        fit(Image.new("RGB", (28, 28)), 5 * PX, 5 * PX)
+        fit(Image.new("RGB", (28, 28)), 5 * PIXEL_UNIT, 5 * PIXEL_UNIT)
 
 
 # --- compat boxes (the reference's arithmetic) ----------------------------------------------------

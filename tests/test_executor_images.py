@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from pixelctl.executor import ExecutorSettings, Session, ToolCall, images
 from pixelctl.executor.images import ImageCache, decode_fitted, prepare
-from pixelctl.executor.settings import PX
+from pixelctl.models.qwen import PIXEL_UNIT
 
 # Draft-mode tolerance (docs/executor.md): per-channel mean |difference| <= 2 levels, PSNR >= 35 dB.
 MEAN_TOL, PSNR_TOL = 2.0, 35.0
@@ -50,23 +50,23 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
 
 def test_exact_decode_equals_the_reference_pipeline(tmp_path):
     path = photo(tmp_path / "a.jpg", 800, 600)
-    exact = decode_fitted(path, 4 * PX, 100 * PX, 10**8, fast=False)
+    exact = decode_fitted(path, 4 * PIXEL_UNIT, 100 * PIXEL_UNIT, 10**8, fast=False)
     assert (
         exact.size == (308, 224)
-        and exact.tobytes() == reference_fit(path, 4 * PX, 100 * PX).tobytes()
+        and exact.tobytes() == reference_fit(path, 4 * PIXEL_UNIT, 100 * PIXEL_UNIT).tobytes()
     )
 
 
 def test_no_draft_when_the_shrink_is_under_2x(tmp_path):
     path = photo(tmp_path / "a.jpg", 800, 600)
-    fast = decode_fitted(path, 4 * PX, 400 * PX, 10**8, fast=True)
-    assert fast.tobytes() == reference_fit(path, 4 * PX, 400 * PX).tobytes()
+    fast = decode_fitted(path, 4 * PIXEL_UNIT, 400 * PIXEL_UNIT, 10**8, fast=True)
+    assert fast.tobytes() == reference_fit(path, 4 * PIXEL_UNIT, 400 * PIXEL_UNIT).tobytes()
 
 
 def test_draft_decode_is_within_the_documented_tolerance(tmp_path):
     path = photo(tmp_path / "a.jpg", 1600, 1200)
-    exact = decode_fitted(path, 4 * PX, 100 * PX, 10**8, fast=False)
-    fast = decode_fitted(path, 4 * PX, 100 * PX, 10**8, fast=True)
+    exact = decode_fitted(path, 4 * PIXEL_UNIT, 100 * PIXEL_UNIT, 10**8, fast=False)
+    fast = decode_fitted(path, 4 * PIXEL_UNIT, 100 * PIXEL_UNIT, 10**8, fast=True)
     assert fast.size == exact.size == (308, 224)  # geometry never depends on the decode path
     mean = np.abs(np.asarray(fast, dtype=float) - np.asarray(exact, dtype=float)).mean()
     assert 0 < mean <= MEAN_TOL and psnr(fast, exact) >= PSNR_TOL
@@ -76,7 +76,7 @@ def test_png_and_modes_are_decoded_exactly(tmp_path):
     for mode in ("L", "P", "RGBA", "CMYK"):
         path = tmp_path / f"a_{mode}.{'jpg' if mode == 'CMYK' else 'png'}"
         Image.open(photo(tmp_path / "src.jpg", 300, 200)).convert(mode).save(path)
-        got = decode_fitted(path, 4 * PX, 400 * PX, 10**8, fast=True)
+        got = decode_fitted(path, 4 * PIXEL_UNIT, 400 * PIXEL_UNIT, 10**8, fast=True)
         assert got.mode == "RGB" and got.size == (308, 196)
 
 
@@ -110,7 +110,14 @@ def test_cache_is_bounded_by_bytes():
 
 def test_in_memory_inputs_are_checked_against_the_cap():
     with pytest.raises(images.ImageLoadError, match="over the cap"):
-        prepare(Image.new("RGB", (500, 500)), 4 * PX, 100 * PX, cap=1000, data_root=None, fast=True)
+        prepare(
+            Image.new("RGB", (500, 500)),
+            4 * PIXEL_UNIT,
+            100 * PIXEL_UNIT,
+            cap=1000,
+            data_root=None,
+            fast=True,
+        )
 
 
 def counting_decoder(monkeypatch, delay: float = 0.05) -> list:
@@ -137,7 +144,9 @@ def test_concurrent_threads_decode_once(tmp_path, monkeypatch):
     with ThreadPoolExecutor(8) as pool:
         results = list(
             pool.map(
-                lambda _: prepare(path, 4 * PX, 100 * PX, cap=10**8, data_root=None, fast=True),
+                lambda _: prepare(
+                    path, 4 * PIXEL_UNIT, 100 * PIXEL_UNIT, cap=10**8, data_root=None, fast=True
+                ),
                 range(8),
             )
         )

@@ -13,9 +13,18 @@ from PIL import Image
 
 from pixelctl.executor import ExecutorSettings, PixelBounds, Session, ToolCall
 from pixelctl.executor.geometry import smart_resize
-from pixelctl.executor.settings import PX
+from pixelctl.models.qwen import PIXEL_UNIT
 
-BOUNDS = PixelBounds(4 * PX, 100 * PX, 4 * PX, 16 * PX, 4 * PX, 12 * PX, 4 * PX, 12 * PX)
+BOUNDS = PixelBounds(
+    4 * PIXEL_UNIT,
+    100 * PIXEL_UNIT,
+    4 * PIXEL_UNIT,
+    16 * PIXEL_UNIT,
+    4 * PIXEL_UNIT,
+    12 * PIXEL_UNIT,
+    4 * PIXEL_UNIT,
+    12 * PIXEL_UNIT,
+)
 MODES = {m: ExecutorSettings(box_mode=m, bounds=BOUNDS) for m in ("compat", "strict")}
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -87,11 +96,11 @@ def check(obs, session_images_before):
             assert 0 <= left < right <= target.width and 0 <= upper < lower <= target.height
         assert right - left > 28 and lower - upper > 28
         (crop,) = obs.images
-        assert 4 * PX <= crop.width * crop.height <= 16 * PX
+        assert 4 * PIXEL_UNIT <= crop.width * crop.height <= 16 * PIXEL_UNIT
         assert obs.text == f"\nHere is the cropped image (Image Size: {crop.width}x{crop.height}):"
     else:
         assert obs.text.startswith("\nHere are the selected frames (Frame Size: ")
-        assert all(4 * PX <= im.width * im.height <= 12 * PX for im in obs.images)
+        assert all(4 * PIXEL_UNIT <= im.width * im.height <= 12 * PIXEL_UNIT for im in obs.images)
 
 
 @FAST
@@ -132,7 +141,7 @@ def reference_crop(image: Image.Image, box, pad=0.1) -> Image.Image:
     region = image.crop((x1 * w, y1 * h, x2 * w, y2 * h))  # may raise ValueError
     assert region.width > 28 and region.height > 28
     region = region.convert("RGB")
-    rh, rw = smart_resize(region.height, region.width, 28, 4 * PX, 16 * PX)
+    rh, rw = smart_resize(region.height, region.width, 28, 4 * PIXEL_UNIT, 16 * PIXEL_UNIT)
     return region.resize((rw, rh))
 
 

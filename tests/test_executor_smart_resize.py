@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from pixelctl.executor.geometry import smart_resize
-from pixelctl.executor.settings import EVAL_BOUNDS, PX, TRAIN_BOUNDS
+from pixelctl.executor.settings import EVAL_BOUNDS, TRAIN_BOUNDS
+from pixelctl.models.qwen import PIXEL_UNIT
 
 pytestmark = pytest.mark.slow  # importing qwen_vl_utils imports torch (~5 s)
 
@@ -16,7 +17,12 @@ def test_identical_to_qwen_vl_utils_over_many_sizes_and_bounds():
     qwen = pytest.importorskip("qwen_vl_utils")
     sides = [1, 14, 27, 28, 29, 42, 55, 56, 57, 100, 333, 512, 999, 1036, 1582, 2160, 2246, 3840]
     sides += list(range(20, 3000, 97))
-    bounds = [(None, None), (4 * PX, 16 * PX), (5 * PX, 5 * PX), (10 * PX, 9 * PX)]
+    bounds = [
+        (None, None),
+        (4 * PIXEL_UNIT, 16 * PIXEL_UNIT),
+        (5 * PIXEL_UNIT, 5 * PIXEL_UNIT),
+        (10 * PIXEL_UNIT, 9 * PIXEL_UNIT),
+    ]
     for b in (TRAIN_BOUNDS, EVAL_BOUNDS):
         bounds += [(b.image_min_pixels, b.image_max_pixels), (b.crop_min_pixels, b.crop_max_pixels)]
         bounds += [(b.frame_min_pixels, b.frame_max_pixels)]

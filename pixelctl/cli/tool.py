@@ -70,7 +70,9 @@ def _write_images(images: list[Any], out: Path | None, name: str | None) -> list
     if out is None or not images:
         return []
     out.mkdir(parents=True, exist_ok=True)
-    stem = "crop" if name == "crop_image_normalized" else "frame"
+    from pixelctl.executor import CROP_TOOL
+
+    stem = "crop" if name == CROP_TOOL else "frame"
     paths = []
     for i, image in enumerate(images, start=1):
         path = out / f"{stem}_{i}.png"  # PNG: what the model would see, without re-encoding loss

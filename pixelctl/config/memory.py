@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixelctl.models.qwen import PIXEL_UNIT
+
 BYTES_PER_VISUAL_TOKEN = 4 * 3 * 2 * 14 * 14 * 4  # 2×2 patches × 1,176 float32 values
-PIXELS_PER_TOKEN = 28 * 28
 GB = 1e9
 IMAGES_PER_PROMPT = 1  # the paper's data: one image per image prompt
 VIDEO_FRAMES = 16
@@ -66,7 +67,7 @@ class MemoryEstimate:
 
 
 def _tokens(pixels: int) -> int:
-    return pixels // PIXELS_PER_TOKEN
+    return pixels // PIXEL_UNIT
 
 
 def sample_bytes(recipe) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from pixelctl.agent import BatchGenerate, Query, Rollout, SamplingPlan, run_batc
 from pixelctl.evaluation import records as rec
 from pixelctl.evaluation.metrics import metric_name, score_item
 from pixelctl.executor import ExecutorSettings, ImageLoadError, smart_resize
+from pixelctl.models.qwen import FACTOR
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ProcessorClamp:
         if hit is not None and hit[0]() is image:
             return hit[1]
         w, h = image.size
-        nh, nw = smart_resize(h, w, 28, self.min_pixels, self.max_pixels)
+        nh, nw = smart_resize(h, w, FACTOR, self.min_pixels, self.max_pixels)
         out = image if (nw, nh) == (w, h) else image.resize((nw, nh), resample=3)  # bicubic
         self._cache[id(image)] = (weakref.ref(image), out)
         return out

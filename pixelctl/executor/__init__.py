@@ -6,7 +6,7 @@ no torch, transformers or vllm. See docs/executor.md for box modes, numbering an
 
 from pixelctl.executor.geometry import smart_resize
 from pixelctl.executor.images import ImageCache, ImageLoadError, image_cache
-from pixelctl.executor.observe import Observation, ToolError
+from pixelctl.executor.observe import CROP_TOOL, FRAMES_TOOL, Observation, ToolError
 from pixelctl.executor.parse import ParsedTurn, ToolCall, parse_tool_call
 from pixelctl.executor.session import Counters, Session, thread_pool
 from pixelctl.executor.settings import (
@@ -17,7 +17,9 @@ from pixelctl.executor.settings import (
 )
 
 __all__ = [
+    "CROP_TOOL",
     "EVAL_BOUNDS",
+    "FRAMES_TOOL",
     "TRAIN_BOUNDS",
     "Counters",
     "ExecutorSettings",

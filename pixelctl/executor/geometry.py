@@ -14,6 +14,7 @@ from typing import Any
 
 from pixelctl.executor import observe as ob
 from pixelctl.executor.observe import ToolError
+from pixelctl.models.qwen import FACTOR
 
 MAX_RATIO = 200  # qwen-vl-utils refuses more extreme aspect ratios
 
@@ -33,7 +34,7 @@ def floor_by_factor(number: float, factor: int) -> int:
 def smart_resize(
     height: int,
     width: int,
-    factor: int = 28,
+    factor: int = FACTOR,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
 ) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from pixelctl.executor.geometry import smart_resize
-from pixelctl.executor.settings import PATCH
+from pixelctl.models.qwen import FACTOR
 
 ImageSource = str | os.PathLike | Image.Image
 
@@ -45,7 +45,7 @@ def fit(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
     """RGB and resized with `smart_resize` (bicubic, Pillow's default), as qwen-vl-utils does."""
     image = to_rgb(image)
     width, height = image.size
-    new_h, new_w = smart_resize(height, width, PATCH, min_pixels, max_pixels)
+    new_h, new_w = smart_resize(height, width, FACTOR, min_pixels, max_pixels)
     if not min_pixels <= new_w * new_h <= max_pixels:
         # qwen-vl-utils can overshoot when the bounds are narrow or the shape extreme; never
         # hand the model an image outside the configured bounds.
@@ -93,7 +93,7 @@ def decode_fitted(
     try:
         width, height = im.size
         _check_size(width, height, cap, str(path))
-        new_h, new_w = smart_resize(height, width, PATCH, min_pixels, max_pixels)
+        new_h, new_w = smart_resize(height, width, FACTOR, min_pixels, max_pixels)
         box = None
         if fast and im.format == "JPEG" and width >= 2 * new_w and height >= 2 * new_h:
             drafted = im.draft("RGB", (new_w, new_h))

@@ -17,13 +17,20 @@ from typing import Any
 
 from PIL import Image
 
+from pixelctl.models.qwen import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+
+# The two tools' names, as the model calls them: the prompt's schemas, the executor's dispatch,
+# synthesis and the viewer all read them from here.
+CROP_TOOL = "crop_image_normalized"
+FRAMES_TOOL = "select_frames"
+
 CROP_TEXT = "\nHere is the cropped image (Image Size: {w}x{h}):"
 FRAMES_TEXT = "\nHere are the selected frames (Frame Size: {w}x{h}, Numbered {a} to {b}):"
 ERROR_TEXT = "\nExecution error:\n{message}\n"
 
 CALL_FORM = (
-    '<tool_call>\n{"name": "crop_image_normalized", "arguments": '
-    '{"bbox_2d": [x1, y1, x2, y2], "target_image": 1}}\n</tool_call>'
+    f'{TOOL_CALL_OPEN}\n{{"name": "{CROP_TOOL}", "arguments": '
+    f'{{"bbox_2d": [x1, y1, x2, y2], "target_image": 1}}}}\n{TOOL_CALL_CLOSE}'
 )
 
 
@@ -134,8 +141,8 @@ def msg_frames_range(got: Any, n: int) -> str:
 
 def msg_frames_on_image(n_images: int) -> str:
     return (
-        "`select_frames` works only on a video, and this input is an image. To look closer, call "
-        f"`crop_image_normalized` with `target_image` from 1 to {n_images}."
+        f"`{FRAMES_TOOL}` works only on a video, and this input is an image. To look closer, call "
+        f"`{CROP_TOOL}` with `target_image` from 1 to {n_images}."
     )
 
 
@@ -162,8 +169,8 @@ def msg_bbox_order(got: Any) -> str:
 
 def msg_unknown_tool(name: Any) -> str:
     return (
-        f"Unknown tool {show(name)}. The tools are `crop_image_normalized` (for images) and "
-        "`select_frames` (for videos)."
+        f"Unknown tool {show(name)}. The tools are `{CROP_TOOL}` (for images) and "
+        f"`{FRAMES_TOOL}` (for videos)."
     )
 
 

@@ -13,9 +13,7 @@ from pixelctl.executor.numbering import is_index
 from pixelctl.executor.observe import ToolError
 from pixelctl.executor.settings import ExecutorSettings
 
-CROP = "crop_image_normalized"
-SELECT = "select_frames"
-ARGUMENTS = {CROP: ["bbox_2d", "target_image"], SELECT: ["target_frames"]}
+ARGUMENTS = {ob.CROP_TOOL: ["bbox_2d", "target_image"], ob.FRAMES_TOOL: ["target_frames"]}
 
 
 def check_name(name: Any) -> str:

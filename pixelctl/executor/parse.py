@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelctl.executor.observe import CALL_FORM
-
-TOOL_START = "<tool_call>"
-TOOL_END = "</tool_call>"
-END_OF_TURN = "<|im_end|>"
+from pixelctl.models.qwen import IM_END, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 
 @dataclass(frozen=True)
@@ -56,13 +53,13 @@ def _decode(body: str) -> Any:
 
 def parse_tool_call(text: str, *, max_chars: int = 65536) -> ParsedTurn:
     """Parse the last tool call of an assistant turn; never raises."""
-    turn = text.replace(END_OF_TURN, "")
-    if not turn.endswith(TOOL_END):
+    turn = text.replace(IM_END, "")
+    if not turn.endswith(TOOL_CALL_CLOSE):
         return ParsedTurn(call=None, error=None, ends_with_call=False)
-    start = turn.rfind(TOOL_START)
+    start = turn.rfind(TOOL_CALL_OPEN)
     if start < 0:
-        return _bad(f"the turn ends with {TOOL_END} but has no {TOOL_START}")
-    body = turn[start + len(TOOL_START) :].split(TOOL_END, 1)[0]
+        return _bad(f"the turn ends with {TOOL_CALL_CLOSE} but has no {TOOL_CALL_OPEN}")
+    body = turn[start + len(TOOL_CALL_OPEN) :].split(TOOL_CALL_CLOSE, 1)[0]
     if len(body) > max_chars:
         return _bad(f"the call is {len(body)} characters long, more than {max_chars}")
     try:

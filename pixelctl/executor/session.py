@@ -258,13 +258,13 @@ class Session:
         args = call.arguments
         if self.settings.box_mode == "strict":
             name = ops.check_arguments(call.name, args, "strict")
-            if name == ops.CROP:
+            if name == ob.CROP_TOOL:
                 return self._crop(call, self._crop_target(args["target_image"]))
             return self._select(call)
         # compat: the reference's order of checks (`execute_tool`, a3a6c3a): the tool, then
         # image-vs-video for select_frames, then the target before the box; extra keys ignored.
         name = ops.check_name(call.name)
-        if name == ops.SELECT:
+        if name == ob.FRAMES_TOOL:
             if not self.is_video:
                 raise ToolError(ob.REF_FRAMES_ON_IMAGE)
             ops.check_present(name, args, ["target_frames"])

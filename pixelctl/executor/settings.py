@@ -11,8 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-PATCH = 28  # Qwen2.5-VL: 14-px patches merged 2x2, so every side must be a multiple of 28
-PX = PATCH * PATCH  # one visual token's worth of pixels (784)
+from pixelctl.models.qwen import PIXEL_UNIT
 
 BoxMode = Literal["compat", "strict"]
 Preset = Literal["train", "eval"]
@@ -29,8 +28,8 @@ class PixelBounds:
     frame_min_pixels: int
     frame_max_pixels: int
     # Input video frames (the reference's `process_vision_info` with max 512·28² in both stages).
-    video_min_pixels: int = 4 * PX
-    video_max_pixels: int = 512 * PX
+    video_min_pixels: int = 4 * PIXEL_UNIT
+    video_max_pixels: int = 512 * PIXEL_UNIT
 
     def __post_init__(self) -> None:
         for lo, hi in (
@@ -47,23 +46,23 @@ class PixelBounds:
 # Training rollouts (reference `_generate_vllm`, is_eval=False): originals 4..2000 tokens,
 # crops 4..1000, selected frames re-resized to at most 400 tokens.
 TRAIN_BOUNDS = PixelBounds(
-    image_min_pixels=4 * PX,
-    image_max_pixels=2000 * PX,
-    crop_min_pixels=4 * PX,
-    crop_max_pixels=1000 * PX,
-    frame_min_pixels=4 * PX,
-    frame_max_pixels=400 * PX,
+    image_min_pixels=4 * PIXEL_UNIT,
+    image_max_pixels=2000 * PIXEL_UNIT,
+    crop_min_pixels=4 * PIXEL_UNIT,
+    crop_max_pixels=1000 * PIXEL_UNIT,
+    frame_min_pixels=4 * PIXEL_UNIT,
+    frame_max_pixels=400 * PIXEL_UNIT,
 )
 
 # Evaluation: originals 256..8000 tokens, crops 256..5120; selected frames are returned as the
 # input frames were resized (4..512 tokens), which re-resizing with the same bounds reproduces.
 EVAL_BOUNDS = PixelBounds(
-    image_min_pixels=256 * PX,
-    image_max_pixels=8000 * PX,
-    crop_min_pixels=256 * PX,
-    crop_max_pixels=5120 * PX,
-    frame_min_pixels=4 * PX,
-    frame_max_pixels=512 * PX,
+    image_min_pixels=256 * PIXEL_UNIT,
+    image_max_pixels=8000 * PIXEL_UNIT,
+    crop_min_pixels=256 * PIXEL_UNIT,
+    crop_max_pixels=5120 * PIXEL_UNIT,
+    frame_min_pixels=4 * PIXEL_UNIT,
+    frame_max_pixels=512 * PIXEL_UNIT,
 )
 
 BOUNDS_PRESETS: dict[str, PixelBounds] = {"train": TRAIN_BOUNDS, "eval": EVAL_BOUNDS}

@@ -20,6 +20,8 @@ IMAGE_PAD = "<|image_pad|>"
 VIDEO_PAD = "<|video_pad|>"
 # Qwen2.5-VL's special-token strings, in Qwen's order.
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
+# The tokens that frame or stand for pixels: never a training target.
+VISION_TOKENS = (VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)
 
 # The tool-call markers: added to the vocabulary but not special, so they survive
 # `decode(skip_special_tokens=True)`, as in Qwen's own tokenizer.
@@ -29,6 +31,12 @@ TOOL_TOKENS = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)
 
 # One image in a rendered user turn, as the chat template writes it.
 IMAGE_MARKUP = VISION_START + IMAGE_PAD + VISION_END
+
+
+def turn_header(role: str) -> str:
+    """The text that opens a `role` turn in the rendered chat: `<|im_start|>role\\n`."""
+    return f"{IM_START}{role}\n"
+
 
 ASSETS = Path(__file__).parent / "assets"
 CHAT_TEMPLATE_PATH = ASSETS / "qwen2_5_vl_chat_template.jinja"

@@ -30,9 +30,15 @@ from typing import Any
 
 from pixelctl.models.qwen import (
     ASSETS,
+    ENDOFTEXT,
+    IM_END,
+    IMAGE_PAD,
     PIXEL_UNIT,
     SPECIAL_TOKENS,
     TOOL_TOKENS,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
     chat_template,
 )
 
@@ -137,8 +143,8 @@ def build_tokenizer(vocab_size: int = TinyBuildArgs.vocab_size, corpus: str | No
     backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
         unk_token=None,
         bos_token=None,
         model_max_length=131072,  # as Qwen2.5-VL's; padding side stays the default (right)
@@ -176,15 +182,15 @@ def build_config(tokenizer: Any, head_dim: int = 16) -> Any:
 
     ids = token_ids(tokenizer)
     special = {
-        "image_token_id": ids["<|image_pad|>"],
-        "video_token_id": ids["<|video_pad|>"],
-        "vision_start_token_id": ids["<|vision_start|>"],
-        "vision_end_token_id": ids["<|vision_end|>"],
+        "image_token_id": ids[IMAGE_PAD],
+        "video_token_id": ids[VIDEO_PAD],
+        "vision_start_token_id": ids[VISION_START],
+        "vision_end_token_id": ids[VISION_END],
     }
     eos_pad = {
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
+        "bos_token_id": ids[ENDOFTEXT],
+        "eos_token_id": ids[IM_END],
+        "pad_token_id": ids[ENDOFTEXT],
     }
     text_config = {
         "vocab_size": len(tokenizer),
@@ -230,8 +236,8 @@ def build_generation_config(tokenizer: Any) -> Any:
 
     ids = token_ids(tokenizer)
     return GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
+        bos_token_id=ids[ENDOFTEXT],
+        eos_token_id=[ids[IM_END], ids[ENDOFTEXT]],
+        pad_token_id=ids[ENDOFTEXT],
         do_sample=False,
     )

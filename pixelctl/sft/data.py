@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pixelctl.models.qwen import FACTOR
 from pixelctl.sft.load import load_records
 from pixelctl.sft.records import LoadResult, Record, Skipped
-
-MERGE = 28  # Qwen2.5-VL: 14-px patches merged 2x2 → one token per 28x28 px
 
 
 def executor_settings(recipe: Any) -> Any:
@@ -50,8 +49,8 @@ def visual_tokens(width: int, height: int, processor: Any, frames: int = 1) -> i
 
     size = processor.image_processor.size
     lo, hi = size["shortest_edge"], size["longest_edge"]
-    h, w = smart_resize(height, width, MERGE, lo, hi)
-    per_frame = (h // MERGE) * (w // MERGE)
+    h, w = smart_resize(height, width, FACTOR, lo, hi)
+    per_frame = (h // FACTOR) * (w // FACTOR)
     return per_frame if frames == 1 else math.ceil(frames / 2) * per_frame
 
 

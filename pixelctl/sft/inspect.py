@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pixelctl.models.qwen import VISION_END, VISION_START
+
 TRAINED_STYLE = "bold black on green"
 MASKED_STYLE = "dim"
 VISUAL_STYLE = "bold magenta"
@@ -25,8 +27,8 @@ def pieces(
     ids: list[int], trained: list[bool], tokenizer: Any, visual_sizes: list[str]
 ) -> list[Piece]:
     """Runs of decoded text by kind; each `<|vision_start|>…<|vision_end|>` becomes one piece."""
-    start_id = tokenizer.convert_tokens_to_ids("<|vision_start|>")
-    end_id = tokenizer.convert_tokens_to_ids("<|vision_end|>")
+    start_id = tokenizer.convert_tokens_to_ids(VISION_START)
+    end_id = tokenizer.convert_tokens_to_ids(VISION_END)
     out: list[Piece] = []
     run: list[int] = []
     run_kind = ""

@@ -19,17 +19,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pixelctl.models.qwen import SPECIAL_TOKENS
 from pixelctl.sft.records import Record
 
-MARKUP = (
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-    "<|endoftext|>",
-)
 CROP_RE = re.compile(r"Here is the cropped image \(Image Size: \d+x\d+\):")
 FRAMES_RE = re.compile(
     r"Here are the selected frames \(Frame Size: \d+x\d+, Numbered \d+ to \d+\):"
@@ -73,7 +65,7 @@ def _item(i: int, item: Any, base: Path) -> dict[str, Any]:
         raise Invalid(f"message {i}: content items must be objects")
     kind = item.get("type") or next((k for k in ("text", "image", "video") if k in item), None)
     if kind == "text" and isinstance(item.get("text"), str):
-        bad = next((t for t in MARKUP if t in item["text"]), None)
+        bad = next((t for t in SPECIAL_TOKENS if t in item["text"]), None)
         if bad:
             raise Invalid(f"message {i}: text contains the chat-markup token {bad}; remove it")
         return {"type": "text", "text": item["text"]}
@@ -172,7 +164,9 @@ def _step(k: int, messages: list[dict[str, Any]], session: Any, settings: Any) -
 
 
 def _check_box(k: int, call: Any) -> None:
-    if call.name != "crop_image_normalized":
+    from pixelctl.executor import CROP_TOOL
+
+    if call.name != CROP_TOOL:
         return
     box = call.arguments.get("bbox_2d")
     ok = (

@@ -19,9 +19,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from pixelctl.executor.observe import CROP_TOOL, FRAMES_TOOL
 from pixelctl.synth.seeds import Seed
 
-CROP, FRAMES = "crop_image_normalized", "select_frames"
 MAX_NORM = 0.999  # compat reads a box as normalized only if all values are < 1
 WIDE_SIDE = 0.7  # a too-wide box spans at least this fraction of each side
 
@@ -67,8 +67,8 @@ def frames_words(frames: list[int]) -> str:
 
 def correct_op(seed: Seed) -> Op:
     if seed.is_video:
-        return Op(FRAMES, {"target_frames": sorted({k + 1 for k in seed.key_frames})})
-    return Op(CROP, {"bbox_2d": outward(seed.cue_box()), "target_image": 1})
+        return Op(FRAMES_TOOL, {"target_frames": sorted({k + 1 for k in seed.key_frames})})
+    return Op(CROP_TOOL, {"bbox_2d": outward(seed.cue_box()), "target_image": 1})
 
 
 def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -111,7 +111,7 @@ def wrong_op(seed: Seed, miss: str, pad: float) -> Op | None:
     """An operation that misses the cue, or None when this seed allows no real miss."""
     if seed.is_video:
         frames = _wrong_frames(seed)
-        return Op(FRAMES, {"target_frames": frames}, True, "wrong_frames") if frames else None
+        return Op(FRAMES_TOOL, {"target_frames": frames}, True, "wrong_frames") if frames else None
     cue = seed.cue_box()
     rng = random.Random(f"wrong/{seed.id}")
     box = _displaced(cue, rng, pad) if miss == "displaced" else None
@@ -119,4 +119,4 @@ def wrong_op(seed: Seed, miss: str, pad: float) -> Op | None:
         if (cue[2] - cue[0]) * (cue[3] - cue[1]) > 0.25:
             return None  # the cue is big: a wide crop would show it as well as the right one
         miss, box = "too_wide", _too_wide(cue)
-    return Op(CROP, {"bbox_2d": box, "target_image": 1}, True, miss)
+    return Op(CROP_TOOL, {"bbox_2d": box, "target_image": 1}, True, miss)

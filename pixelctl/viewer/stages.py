@@ -193,6 +193,7 @@ def collect_eval(path: Path, limits: c.Limits, size: Size) -> c.StageReport:
 def _fitter(bounds: dict[str, Any], size: Size) -> Callable[[Picture], tuple[int, int] | None]:
     """The size of the image the executor cropped: inputs fitted to the eval bounds, crops as is."""
     from pixelctl.executor import smart_resize
+    from pixelctl.models.qwen import FACTOR
 
     def target_size(p: Picture) -> tuple[int, int] | None:
         wh = size(p.path)
@@ -200,7 +201,7 @@ def _fitter(bounds: dict[str, Any], size: Size) -> Callable[[Picture], tuple[int
             return wh
         try:
             h, w = smart_resize(
-                wh[1], wh[0], 28, bounds.get("image_min_pixels"), bounds.get("image_max_pixels")
+                wh[1], wh[0], FACTOR, bounds.get("image_min_pixels"), bounds.get("image_max_pixels")
             )
         except ValueError:
             return wh

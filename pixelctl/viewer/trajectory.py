@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixelctl.executor import CROP_TOOL
 from pixelctl.executor.parse import parse_tool_call
 
-CROP, FRAMES = "crop_image_normalized", "select_frames"
 ERROR_PREFIX = "Execution error"
 NBox = tuple[float, float, float, float]
 
@@ -210,7 +210,7 @@ def build(
                 turn.call = _parsed_call(turn.text, next_text)
             if turn.call is not None:
                 walk.n_calls += 1
-                if turn.call.ok and turn.call.name == CROP:
+                if turn.call.ok and turn.call.name == CROP_TOOL:
                     walk.attach(turn.call)
         turns.append(turn)
         if role == "user" and not turn.inputs:

@@ -30,11 +30,11 @@ from typing import Any
 
 from pixelctl.agent import Query
 from pixelctl.executor import smart_resize
+from pixelctl.models.qwen import FACTOR
 from pixelctl.prompt import build_messages
 from pixelctl.queries import Reject, load_queries
 
 VIDEO_FRAMES = 16  # frames pre-extracted per video (docs/method.md §2); vLLM sees each as one image
-MERGE = 28  # pixels per side of one merged Qwen2.5-VL visual token
 
 
 def max_images_per_prompt(max_images: int) -> int:
@@ -125,8 +125,8 @@ class PromptBudget:
             if video
             else (self.image_min_pixels, self.image_max_pixels)
         )
-        h, w = smart_resize(height, width, MERGE, lo, hi)
-        return (h // MERGE) * (w // MERGE)
+        h, w = smart_resize(height, width, FACTOR, lo, hi)
+        return (h // FACTOR) * (w // FACTOR)
 
     def prompt_tokens(self, query: Query, prompt: str) -> int:
         """Raises OSError (unreadable image) or ValueError (extreme aspect ratio)."""

@@ -37,12 +37,10 @@ from pixelctl.agent import Rollout, SamplingPlan
 from pixelctl.engines.openrlhf.data import parse_label
 from pixelctl.engines.openrlhf.job import EXECUTOR_ENV, PROMPT_ENV, REWARD_ENV, ROLLOUT_ENV
 from pixelctl.executor import ExecutorSettings, Session
+from pixelctl.models.qwen import FACTOR, IM_END, IMAGE_MARKUP, turn_header
 from pixelctl.rl.rewards import RolloutView, shaped_rewards, view_rollout
 
-IM_END = "<|im_end|>"
-IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
 LOG = "pixelctl/"  # extra_logs prefix: the group hook reads these, the trainer logs them
-MERGE = 28  # pixels per side of one merged visual token
 logger = logging.getLogger("pixelctl.agent")
 
 
@@ -219,8 +217,8 @@ class AgentInstance(AgentInstanceBase):
         size = getattr(getattr(tok, "image_processor", None), "size", None) or {}
         lo, hi = size.get("shortest_edge"), size.get("longest_edge")
         for im in images:
-            h, w = smart_resize(im.height, im.width, MERGE, lo, hi)
-            n += (h // MERGE) * (w // MERGE)
+            h, w = smart_resize(im.height, im.width, FACTOR, lo, hi)
+            n += (h // FACTOR) * (w // FACTOR)
         return n
 
     def _next_sampling(self, params: Any) -> Any:
@@ -242,7 +240,8 @@ def _overflow_text(need: int, room: int) -> str:
 def feedback_markup(text: str, n_images: int, action_closed: bool) -> str:
     """An observation as the next user turn, then the assistant header (Qwen chat markup)."""
     close = "" if action_closed else IM_END
-    return f"{close}\n<|im_start|>user\n{text}{IMAGE * n_images}{IM_END}\n<|im_start|>assistant\n"
+    user = turn_header("user") + text + IMAGE_MARKUP * n_images + IM_END
+    return f"{close}\n{user}\n{turn_header('assistant')}"
 
 
 def _grade(rollout: Rollout) -> float:
@@ -333,7 +332,7 @@ def failed_response(prompt: str, label: str, tokenizer: Any, exc: BaseException)
     reason = f"{type(exc).__name__}: {exc}"
     logger.warning("pixelctl: sample %s failed and scores 0: %s", qid, reason[:500])
     inner = getattr(tokenizer, "tokenizer", tokenizer)
-    ids = inner("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    ids = inner(turn_header("assistant"), add_special_tokens=False)["input_ids"]
     end = inner.convert_tokens_to_ids(IM_END)
     logs = {f"{LOG}{k}": 0.0 for k in FAILED_KEYS}
     return {

@@ -15,11 +15,12 @@ from typing import Any
 
 from pixelctl.engines.openrlhf import plugin
 from pixelctl.engines.openrlhf.plugin import LOG, AgentInstance, PluginConfig  # noqa: F401
+from pixelctl.executor import CROP_TOOL
+from pixelctl.models.qwen import IM_END
+from pixelctl.prompt import format_tool_call
 
-SCRIPTED_CROP = (
-    "Let me zoom in.<tool_call>\n"
-    '{"name": "crop_image_normalized", "arguments": {"bbox_2d": [0.25, 0.25, 0.75, 0.75], '
-    '"target_image": 1}}\n</tool_call>'
+SCRIPTED_CROP = "Let me zoom in." + format_tool_call(
+    CROP_TOOL, {"bbox_2d": [0.25, 0.25, 0.75, 0.75], "target_image": 1}
 )
 
 
@@ -55,7 +56,7 @@ class _ScriptedFirstTurn:
             self.stats["smoke_prompt_match"] = float(vllm_len == len(prompt_token_ids))
             inner = getattr(self.tokenizer, "tokenizer", self.tokenizer)
             ids = inner(SCRIPTED_CROP, add_special_tokens=False)["input_ids"]
-            ids.append(inner.convert_tokens_to_ids(plugin.IM_END))
+            ids.append(inner.convert_tokens_to_ids(IM_END))
             return _Request([_Out(ids, SCRIPTED_CROP)], list(prompt_token_ids))
         if self.turn == 2:
             self.stats["smoke_turn2_images"] = float(images)
