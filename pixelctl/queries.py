@@ -11,13 +11,13 @@ OpenRLHF conversion) collects them as rejects. A path may also be a run director
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
+from pixelctl.rundir import jsonl_rows
 
 
 class RecordError(ValueError):
@@ -156,17 +156,9 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-            yield i, row
+        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
         return
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield i, exc
+    yield from jsonl_rows(path)
 
 
 def _check(row: Any, path: Path, line: int) -> Query:

@@ -417,20 +417,39 @@ def _point_latest(link: Path, target: Path) -> None:
     tmp.replace(link)  # atomic swap of the symlink
 
 
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Read a JSONL file, skipping a torn last line left by a kill mid-write."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
+def jsonl_rows(path: Path, *, torn_tail: bool = False) -> list[tuple[int, Any]]:
+    """Every non-blank line of a JSONL file as (line number, parsed JSON): the one JSONL reader.
+
+    A line that is not JSON comes as its `json.JSONDecodeError`, for the caller to raise, reject
+    or count with its line number. Lines end at "\\n" only: `str.splitlines` would also cut at
+    U+2028 and the other separators that `json.dumps(..., ensure_ascii=False)` leaves raw inside
+    strings. `torn_tail` drops an unparsable last line, the interrupted write of a killed
+    process. Raises OSError or UnicodeDecodeError for a file that cannot be read as text.
+    """
+    lines = path.read_text(encoding="utf-8").split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    rows: list[tuple[int, Any]] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                return  # a torn final line: the write was interrupted
-            raise
+            rows.append((i + 1, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if torn_tail and i == last:
+                break
+            rows.append((i + 1, exc))
+    return rows
+
+
+def iter_jsonl(path: Path) -> Iterator[Any]:
+    """The rows of a JSONL file the run itself appends to: none if it does not exist, a torn last
+    line (a kill mid-write) skipped, any other bad line an error naming the file and line."""
+    if not path.is_file():
+        return
+    for number, row in jsonl_rows(path, torn_tail=True):
+        if isinstance(row, json.JSONDecodeError):
+            raise json.JSONDecodeError(f"{path}, line {number}: {row.msg}", row.doc, row.pos)
+        yield row
 
 
 @contextmanager

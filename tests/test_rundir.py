@@ -15,6 +15,7 @@ from pixelctl.rundir import (
     RunDirError,
     effective_status,
     iter_jsonl,
+    jsonl_rows,
     kill_point,
     metric_steps,
     resolve_link,
@@ -217,5 +218,23 @@ def test_torn_last_metrics_line_is_skipped(tmp_path):
     p.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
     assert [r["a"] for r in iter_jsonl(p)] == [1, 2]
     p.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(json.JSONDecodeError, match=r"m\.jsonl, line 2: Expecting value"):
         list(iter_jsonl(p))  # corruption in the middle is not silently skipped
+
+
+def test_jsonl_rows_numbers_lines_and_splits_only_at_newlines(tmp_path):
+    """U+2028 (and U+0085, U+001C …) stay raw inside strings under `ensure_ascii=False`, as
+    eval's samples.jsonl writes them; `str.splitlines` would cut the record there."""
+    p = tmp_path / "r.jsonl"
+    texts = ["a\u2028b", "c\x85d", "e\x1cf"]
+    p.write_text(
+        "\n".join(json.dumps({"t": t}, ensure_ascii=False) for t in texts) + "\n\n{bad\n[1]\r\n{",
+        encoding="utf-8",
+    )
+    rows = jsonl_rows(p)
+    assert [n for n, _ in rows] == [1, 2, 3, 5, 6, 7]
+    assert [r["t"] for _, r in rows[:3]] == texts
+    assert isinstance(rows[3][1], json.JSONDecodeError) and rows[4][1] == [1]
+    assert isinstance(rows[5][1], json.JSONDecodeError)  # kept: the caller decides
+    assert [n for n, _ in jsonl_rows(p, torn_tail=True)] == [1, 2, 3, 5, 6]
+    assert [r["t"] for r in iter_jsonl(p.with_name("none.jsonl"))] == []

@@ -19,6 +19,7 @@ from typing import Any
 
 from pixelctl.evaluation.metrics import metric_name, score_item
 from pixelctl.queries import benchmark_of
+from pixelctl.rundir import jsonl_rows
 
 
 class ScoreInputError(ValueError):
@@ -58,15 +59,10 @@ def rescore(path: Path, benchmark: str | None = None) -> dict[str, dict[str, Any
 
     known = {*BENCHMARKS, "procedural"}
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, obj in jsonl_rows(path):
         where = f"{path}, line {number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ScoreInputError(f"{where}: not valid JSON ({exc.msg})") from None
+        if isinstance(obj, json.JSONDecodeError):
+            raise ScoreInputError(f"{where}: not valid JSON ({obj.msg})")
         if not isinstance(obj, dict):
             raise ScoreInputError(f"{where}: expected a JSON object")
         for qid, response, answer, options, own in _items(obj, where):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixelctl.rundir import jsonl_rows
+
 
 class RecordError(Exception):
     """A data source that cannot be read at all (missing file, not JSON lines, wrong shape)."""
@@ -115,14 +117,7 @@ def iter_raw(path: Path) -> Iterator[tuple[int, Any]]:
             raise RecordError(f"{path}: a .json record file must hold a list of records")
         yield from enumerate(data, start=1)
         return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield n, exc
+    yield from jsonl_rows(path)
 
 
 def write_skipped(skipped: Sequence[Skipped], path: Path) -> None:
@@ -158,10 +153,11 @@ def write_frozen(records: Sequence[Record], run_path: Path) -> Path:
 
 def read_frozen(run_path: Path) -> list[Record]:
     out = []
-    with (run_path / FROZEN_FILE).open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            record = Record.from_row(row)
-            record.sizes = [tuple(s) for s in row.get("sizes", [])]
-            out.append(record)
+    path = run_path / FROZEN_FILE
+    for number, row in jsonl_rows(path):  # written whole (tmp + rename): no torn tail
+        if isinstance(row, json.JSONDecodeError):
+            raise RecordError(f"{path}, line {number}: not valid JSON ({row.msg})")
+        record = Record.from_row(row)
+        record.sizes = [tuple(s) for s in row.get("sizes", [])]
+        out.append(record)
     return out

@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image
 
+from pixelctl.rundir import jsonl_rows
+
 BOX_FORMATS = ("xywh", "xywh_norm")  # pixels (SA-1B's own format) or fractions of the size
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 BOX_SLACK_PX = 1.0  # annotation tools round; a box 1 px past the edge is still inside
@@ -189,16 +191,14 @@ def read_seed_file(path: Path, kind: str) -> tuple[list[Seed], list[Reject]]:
     base = path.parent
     if not path.is_file():
         return [], [Reject(f"{path.stem}-*", str(path), 0, f"seed file not found: {path}")]
-    with path.open(encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                seeds.append(parse_seed(json.loads(text), kind, base, str(path), n))
-            except json.JSONDecodeError as exc:
-                rejects.append(Reject(f"{path.stem}-{n}", str(path), n, f"not valid JSON: {exc}"))
-            except SeedError as exc:
-                rejects.append(Reject(f"{path.stem}-{n}", str(path), n, str(exc)))
+    for n, row in jsonl_rows(path):
+        if isinstance(row, json.JSONDecodeError):
+            rejects.append(Reject(f"{path.stem}-{n}", str(path), n, f"not valid JSON: {row}"))
+            continue
+        try:
+            seeds.append(parse_seed(row, kind, base, str(path), n))
+        except SeedError as exc:
+            rejects.append(Reject(f"{path.stem}-{n}", str(path), n, str(exc)))
     return seeds, rejects
 
 

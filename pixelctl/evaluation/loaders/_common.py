@@ -13,6 +13,7 @@ from typing import Any
 
 from pixelctl.agent import Query
 from pixelctl.queries import RecordError
+from pixelctl.rundir import jsonl_rows
 
 # one definition of the authors' record errors and field checks, shared with the RL data
 LoaderError = RecordError
@@ -30,16 +31,12 @@ def read_json(path: Path) -> Any:
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-empty line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = jsonl_rows(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise LoaderError(path, f"cannot read: {exc}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LoaderError(path, f"line {number} is not valid JSON ({exc.msg})") from None
+    for number, obj in rows:
+        if isinstance(obj, json.JSONDecodeError):
+            raise LoaderError(path, f"line {number} is not valid JSON ({obj.msg})")
         if not isinstance(obj, dict):
             raise LoaderError(path, "expected a JSON object per line", f"line {number}")
         yield number, obj
