@@ -20,8 +20,9 @@ from pixelctl.agent import Query
 from pixelctl.rundir import jsonl_rows
 
 
-class RecordError(ValueError):
-    """A data record that cannot be used; names the file and the record."""
+class QueryError(ValueError):
+    """A query file or record (the authors' layout: RL data and eval sets) that cannot be used;
+    names the file and the record."""
 
     def __init__(self, path: Path | str, message: str, record: int | str | None = None) -> None:
         where = f"{path}" if record is None else f"{path}, record {record}"
@@ -52,10 +53,10 @@ def benchmark_of(qid: str) -> str:
 
 def require(obj: dict[str, Any], key: str, kind: type | tuple, data_file: Path, record: Any) -> Any:
     if key not in obj:
-        raise RecordError(data_file, f"missing field {key!r} (has: {sorted(obj)})", record)
+        raise QueryError(data_file, f"missing field {key!r} (has: {sorted(obj)})", record)
     value = obj[key]
     if not isinstance(value, kind):
-        raise RecordError(
+        raise QueryError(
             data_file, f"field {key!r} should be {_kind(kind)}, got {type(value).__name__}", record
         )
     return value
@@ -69,7 +70,7 @@ def _kind(kind: type | tuple) -> str:
 def existing(path: Path, data_file: Path, record: int | str, what: str = "image") -> str:
     """The absolute path of a referenced file; a missing one is an error naming the record."""
     if not path.exists():
-        raise RecordError(data_file, f"{what} {path} does not exist", record)
+        raise QueryError(data_file, f"{what} {path} does not exist", record)
     return str(path.resolve())
 
 
@@ -78,23 +79,23 @@ def _as_list(value: Any, key: str, path: Path, record: Any) -> list[str]:
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
         return [str(v) for v in value]
-    raise RecordError(path, f"field {key!r} should be a string or a list of strings", record)
+    raise QueryError(path, f"field {key!r} should be a string or a list of strings", record)
 
 
 def to_query(row: dict[str, Any], path: Path, record: Any) -> Query:
-    """One record of the authors' layout; RecordError says what is wrong with it."""
+    """One record of the authors' layout; QueryError says what is wrong with it."""
     qid = str(require(row, "qid", (str, int), path, record))
     question = require(row, "question", str, path, record)
     images = _as_list(require(row, "image", (str, list), path, record), "image", path, record)
     if not images:
-        raise RecordError(path, "field 'image' is empty (every item needs an image)", record)
+        raise QueryError(path, "field 'image' is empty (every item needs an image)", record)
     answer = require(row, "answer", (str, int, list), path, record)
     answer = _as_list(answer, "answer", path, record) if isinstance(answer, list) else str(answer)
     if not [a for a in ([answer] if isinstance(answer, str) else answer) if a.strip()]:
-        raise RecordError(path, "field 'answer' is empty", record)
+        raise QueryError(path, "field 'answer' is empty", record)
     is_video = row.get("is_video", False)
     if not isinstance(is_video, bool):
-        raise RecordError(path, "field 'is_video' should be true or false", record)
+        raise QueryError(path, "field 'is_video' should be true or false", record)
     options = row.get("options")
     if options is not None:
         options = tuple(_as_list(options, "options", path, record))
@@ -163,9 +164,9 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _check(row: Any, path: Path, line: int) -> Query:
     if isinstance(row, Exception):
-        raise RecordError(path, f"not valid JSON ({row})", line)
+        raise QueryError(path, f"not valid JSON ({row})", line)
     if not isinstance(row, dict):
-        raise RecordError(path, "a record must be a JSON object", line)
+        raise QueryError(path, "a record must be a JSON object", line)
     return to_query(row, path, line)
 
 
@@ -203,7 +204,7 @@ def load_queries(
                     continue
             try:
                 query = _check(row, path, line)
-            except RecordError as exc:
+            except QueryError as exc:
                 out.rejects.append(Reject(str(path), line, qid, exc.reason))
                 continue
             problem = check_images(query.images, query.is_video)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from pixelctl.evaluation.loaders import LoaderError, load_source
+from pixelctl.evaluation.loaders import QueryError, load_source
 from pixelctl.evaluation.loaders.authors import benchmark_of
 from pixelctl.evaluation.loaders.mvbench import frame_indices
 from tests.helpers import eval_fixtures as fx
@@ -38,7 +38,7 @@ def test_vstar_label_outside_the_options_names_file_and_line(tmp_path: Path) -> 
     lines = (root / "test_questions.jsonl").read_text().splitlines()
     bad = json.loads(lines[1]) | {"label": "D"}
     (root / "test_questions.jsonl").write_text(lines[0] + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(LoaderError, match=r"test_questions\.jsonl, record line 2: label 'D'"):
+    with pytest.raises(QueryError, match=r"test_questions\.jsonl, record line 2: label 'D'"):
         load_source("vstar", root, "official")
 
 
@@ -52,7 +52,7 @@ def test_tallyqa_keeps_only_complex_questions(tmp_path: Path) -> None:
 def test_tallyqa_missing_image_names_the_record(tmp_path: Path) -> None:
     root = fx.tallyqa(tmp_path)
     (root / "val2014" / "COCO_val2014_2.jpg").unlink()
-    with pytest.raises(LoaderError, match=r"test\.json, record item 2: image .* does not exist"):
+    with pytest.raises(QueryError, match=r"test\.json, record item 2: image .* does not exist"):
         load_source("tallyqa", root, "official")
 
 
@@ -76,7 +76,7 @@ def test_infovqa_record_without_answers_is_named(tmp_path: Path) -> None:
     del blob["data"][1]["answers"]
     f.write_text(json.dumps(blob))
     with pytest.raises(
-        LoaderError, match=r"withQT\.json, record data\[1\]: missing field 'answers'"
+        QueryError, match=r"withQT\.json, record data\[1\]: missing field 'answers'"
     ):
         load_source("infovqa", root, "official")
 
@@ -137,7 +137,7 @@ def test_mvbench_answer_not_a_candidate_is_named(tmp_path: Path) -> None:
     f = root / "json" / "fine_grained_pose.json"
     f.write_text(json.dumps([{"video": "pose.gif", "question": "?", "candidates": ["a", "b"],
                               "answer": "c"}]))  # fmt: skip
-    with pytest.raises(LoaderError, match=r"fine_grained_pose\.json, record item 0: answer 'c'"):
+    with pytest.raises(QueryError, match=r"fine_grained_pose\.json, record item 0: answer 'c'"):
         load_source("mvbench", root, "official")
 
 
@@ -151,7 +151,7 @@ def test_authors_layout_filters_by_qid_prefix(tmp_path: Path, fmt: str) -> None:
     assert v.qid == "vstar-0" and v.images == (str((root / "images" / "a.jpg").resolve()),)
     assert info.answer == ["12", "twelve"] and not info.is_video
     assert mv.is_video and len(mv.images) == 4 and mv.benchmark == "mvbench"
-    with pytest.raises(LoaderError, match=r"no 'tallyqa' items \(qid prefixes found: "):
+    with pytest.raises(QueryError, match=r"no 'tallyqa' items \(qid prefixes found: "):
         load_source("tallyqa", root)
 
 
@@ -160,7 +160,7 @@ def test_authors_bad_record_names_file_and_line(tmp_path: Path) -> None:
     with (root / "eval.jsonl").open("a") as f:
         f.write(json.dumps({"qid": "vstar-9", "question": "q", "image": "images/a.jpg",
                             "answer": "A", "is_video": "no"}) + "\n")  # fmt: skip
-    with pytest.raises(LoaderError, match=r"eval\.jsonl, record line 4: field 'is_video'"):
+    with pytest.raises(QueryError, match=r"eval\.jsonl, record line 4: field 'is_video'"):
         load_source("vstar", root)
 
 
@@ -169,7 +169,7 @@ def test_authors_duplicate_qid_is_an_error(tmp_path: Path) -> None:
     first = (root / "eval.jsonl").read_text().splitlines()[0]
     with (root / "eval.jsonl").open("a") as f:
         f.write(first + "\n")
-    with pytest.raises(LoaderError, match="duplicate qid 'vstar-0'"):
+    with pytest.raises(QueryError, match="duplicate qid 'vstar-0'"):
         load_source("vstar", root)
 
 
@@ -180,7 +180,7 @@ def test_benchmark_prefix_aliases() -> None:
 
 
 def test_procedural_has_no_official_layout(tmp_path: Path) -> None:
-    with pytest.raises(LoaderError, match="no official layout"):
+    with pytest.raises(QueryError, match="no official layout"):
         load_source("procedural", tmp_path, "official")
 
 

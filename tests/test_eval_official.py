@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pixelctl.config import load_recipe
-from pixelctl.evaluation.loaders import LoaderError, load_source
+from pixelctl.evaluation.loaders import QueryError, load_source
 from pixelctl.evaluation.loaders.mvbench import BOUND_TASKS, frame_indices
 from pixelctl.grading import grade, grade_choice
 from pixelctl.grading.extract import extract_answer, last_boxed
@@ -68,7 +68,7 @@ def test_bounds_apply_only_to_the_flagged_tasks(tmp_path: Path) -> None:
 
 def test_a_flagged_task_without_bounds_is_an_error(tmp_path: Path) -> None:
     root = _mvbench(tmp_path, {"action_sequence": [_item("ZS9XR.mp4")]})
-    with pytest.raises(LoaderError, match=r"action_sequence clips are cut to \[start, end\]"):
+    with pytest.raises(QueryError, match=r"action_sequence clips are cut to \[start, end\]"):
         load_source("mvbench", root, "official")
 
 
@@ -137,7 +137,7 @@ def test_tallyqa_complex_by_either_rule(tmp_path: Path) -> None:
     assert [q.qid for q in by_flag] == ["tallyqa-11", "tallyqa-12"]
     by_source = load_source("tallyqa", root, "official", complex_rule="amt")
     assert [q.qid for q in by_source] == ["tallyqa-12", "tallyqa-13"]
-    with pytest.raises(LoaderError, match="unknown complex_rule"):
+    with pytest.raises(QueryError, match="unknown complex_rule"):
         load_source("tallyqa", root, "official", complex_rule="crowd")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from pixelctl.sft.load import load_records
 from pixelctl.sft.records import (
-    RecordError,
+    SFTDataError,
     read_frozen,
     resolve_sources,
     skip_summary,
@@ -144,12 +144,12 @@ def test_a_record_with_nothing_to_train_under_the_mask_is_reported(tmp_path: Pat
 def test_sources_folders_and_errors(tmp_path: Path):
     write_jsonl(tmp_path / "run" / "sft.jsonl", [])
     assert resolve_sources([tmp_path / "run"]) == [tmp_path / "run" / "sft.jsonl"]
-    with pytest.raises(RecordError, match="does not exist; run `pixelctl synth` first"):
+    with pytest.raises(SFTDataError, match="does not exist; run `pixelctl synth` first"):
         resolve_sources([tmp_path / "nowhere"])
-    with pytest.raises(RecordError, match=r"sft\.data is empty"):
+    with pytest.raises(SFTDataError, match=r"sft\.data is empty"):
         resolve_sources([])
     (tmp_path / "x.json").write_text('{"message_list": []}')
-    with pytest.raises(RecordError, match="must hold a list"):
+    with pytest.raises(SFTDataError, match="must hold a list"):
         load_records([tmp_path / "x.json"], SETTINGS)
 
 

@@ -21,8 +21,9 @@ from typing import Any
 from pixelctl.rundir import jsonl_rows
 
 
-class RecordError(Exception):
-    """A data source that cannot be read at all (missing file, not JSON lines, wrong shape)."""
+class SFTDataError(Exception):
+    """An SFT data source that cannot be read at all (missing file, not JSON lines, wrong shape);
+    a bad record in a readable source is a `Skipped`, not an error."""
 
 
 @dataclass
@@ -89,19 +90,19 @@ class LoadResult:
 def resolve_sources(data: Sequence[str | Path]) -> list[Path]:
     """Record files for `sft.data` entries; a folder means its `sft.jsonl`."""
     if not data:
-        raise RecordError("sft.data is empty; list record files or synth run directories")
+        raise SFTDataError("sft.data is empty; list record files or synth run directories")
     files = []
     for entry in data:
         path = Path(entry).expanduser()
         if path.is_dir():
             path = path / "sft.jsonl"
         if not path.is_file():
-            raise RecordError(
+            raise SFTDataError(
                 f"sft.data entry {entry!r}: {path} does not exist; run `pixelctl synth` first or "
                 "point at a .jsonl/.json record file or a folder holding sft.jsonl"
             )
         if path.suffix not in (".jsonl", ".json"):
-            raise RecordError(f"sft.data entry {entry!r}: expected a .jsonl or .json file")
+            raise SFTDataError(f"sft.data entry {entry!r}: expected a .jsonl or .json file")
         files.append(path)
     return files
 
@@ -112,9 +113,9 @@ def iter_raw(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise RecordError(f"{path}: not valid JSON ({exc})") from exc
+            raise SFTDataError(f"{path}: not valid JSON ({exc})") from exc
         if not isinstance(data, list):
-            raise RecordError(f"{path}: a .json record file must hold a list of records")
+            raise SFTDataError(f"{path}: a .json record file must hold a list of records")
         yield from enumerate(data, start=1)
         return
     yield from jsonl_rows(path)
@@ -156,7 +157,7 @@ def read_frozen(run_path: Path) -> list[Record]:
     path = run_path / FROZEN_FILE
     for number, row in jsonl_rows(path):  # written whole (tmp + rename): no torn tail
         if isinstance(row, json.JSONDecodeError):
-            raise RecordError(f"{path}, line {number}: not valid JSON ({row.msg})")
+            raise SFTDataError(f"{path}, line {number}: not valid JSON ({row.msg})")
         record = Record.from_row(row)
         record.sizes = [tuple(s) for s in row.get("sizes", [])]
         out.append(record)

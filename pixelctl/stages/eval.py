@@ -114,7 +114,7 @@ def _load(loaded: LoadedRecipe) -> tuple[list, dict[str, list]]:
     """Every item of every source, and the rejects of each benchmark (the shared rule,
     `pixelctl.rejects`): all bad records are listed at once, none stops the load. A row of the
     authors' layout whose qid names no benchmark being evaluated is a reject, not a drop."""
-    from pixelctl.evaluation.loaders import LoaderError, load_source
+    from pixelctl.evaluation.loaders import QueryError, load_source
     from pixelctl.evaluation.loaders.authors import data_files
     from pixelctl.queries import Reject, load_queries
     from pixelctl.rejects import check_images
@@ -133,7 +133,7 @@ def _load(loaded: LoadedRecipe) -> tuple[list, dict[str, list]]:
                 if s.limit is not None:
                     items = items[: s.limit]
                 if not items and not bad:
-                    raise LoaderError(s.path, f"no {s.name!r} items (check the qid prefixes)")
+                    raise QueryError(s.path, f"no {s.name!r} items (check the qid prefixes)")
             else:
                 items, bad = [], []
                 for q in load_source(s.name, s.path, s.layout, s.limit, complex_rule=_rule(loaded)):
@@ -146,7 +146,7 @@ def _load(loaded: LoadedRecipe) -> tuple[list, dict[str, list]]:
             seen.update((r.file, r.line) for r in fresh)
             queries += items
             rejects[s.name] = rejects.get(s.name, []) + fresh
-    except LoaderError as exc:
+    except QueryError as exc:
         raise RecipeError(_source(loaded), [str(exc)]) from None
     return queries, rejects
 

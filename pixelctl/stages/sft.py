@@ -20,7 +20,7 @@ from pixelctl.config import LoadedRecipe, RecipeError
 from pixelctl.errors import StageError
 from pixelctl.rundir import RunDir
 from pixelctl.sft import launch as gpu
-from pixelctl.sft.records import FROZEN_FILE, RecordError, resolve_sources
+from pixelctl.sft.records import FROZEN_FILE, SFTDataError, resolve_sources
 
 
 def _source(loaded: LoadedRecipe) -> str:
@@ -34,7 +34,7 @@ def plan(loaded: LoadedRecipe) -> str:
     warning = None
     try:
         data = ", ".join(str(f) for f in resolve_sources(sft.data))
-    except RecordError as exc:  # a dry run before synth has run: show the plan, warn
+    except SFTDataError as exc:  # a dry run before synth has run: show the plan, warn
         data, warning = ", ".join(str(d) for d in sft.data) + "  (MISSING)", str(exc)
     try:
         device = resolve_device(r)
@@ -65,7 +65,7 @@ def preflight(loaded: LoadedRecipe) -> None:
     """The data must exist before a run directory is made (the plan only warns)."""
     try:
         resolve_sources(loaded.recipe.sft.data)
-    except RecordError as exc:
+    except SFTDataError as exc:
         raise StageError(str(exc)) from None
 
 
@@ -108,7 +108,7 @@ def _records(loaded: LoadedRecipe, run: RunDir, console: Console) -> list:
         raise StageError(f"model.name_or_path: {exc}") from None
     try:
         result = load_for_training(loaded.recipe, processor)
-    except RecordError as exc:
+    except SFTDataError as exc:
         raise StageError(str(exc)) from None
     show_data(result, console)
     file = rejects.write(run.path / rejects.REJECTS_FILE, result.skipped)

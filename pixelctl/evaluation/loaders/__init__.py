@@ -1,6 +1,6 @@
 """Benchmark loaders: the authors' layout and each benchmark's official layout → `Query` lists.
 
-`load_source(name, path, layout, limit)` is the one entry point; `LoaderError` messages name
+`load_source(name, path, layout, limit)` is the one entry point; `QueryError` messages name
 the file and the record. Official layouts: V* (`test_questions.jsonl`), TallyQA (`test.json`,
 complex only), InfographicsVQA (the val JSON), MVBench (`json/<task>.json` + videos or frames).
 The procedural split exists only in the authors' layout (synth writes it that way).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pixelctl.agent import Query
 from pixelctl.evaluation.loaders import authors, infovqa, mvbench, tallyqa, vstar
-from pixelctl.evaluation.loaders._common import LoaderError
+from pixelctl.evaluation.loaders._common import QueryError
 
 OFFICIAL = {
     "vstar": vstar.load,
@@ -36,7 +36,7 @@ def load_source(
     if layout == "authors":
         queries = authors.load(path, name)
     elif layout != "official":
-        raise LoaderError(path, f"unknown layout {layout!r}; use 'authors' or 'official'")
+        raise QueryError(path, f"unknown layout {layout!r}; use 'authors' or 'official'")
     elif name == "mvbench":
         queries = mvbench.load(path, frames_dir, limit)
     elif name == "tallyqa":
@@ -44,8 +44,8 @@ def load_source(
     elif name in OFFICIAL:
         queries = OFFICIAL[name](path)
     else:
-        raise LoaderError(path, f"{name!r} has no official layout; use layout: authors")
+        raise QueryError(path, f"{name!r} has no official layout; use layout: authors")
     return queries[:limit] if limit is not None else queries
 
 
-__all__ = ["LoaderError", "load_source"]
+__all__ = ["QueryError", "load_source"]

@@ -12,20 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
-from pixelctl.queries import RecordError
+from pixelctl.queries import QueryError
 from pixelctl.rundir import jsonl_rows
 
-# one definition of the authors' record errors and field checks, shared with the RL data
-LoaderError = RecordError
+# the authors' record errors and field checks are the RL data's (pixelctl.queries)
 
 
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise LoaderError(path, f"cannot read: {exc}") from None
+        raise QueryError(path, f"cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise LoaderError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        raise QueryError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -33,12 +32,12 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         rows = jsonl_rows(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise LoaderError(path, f"cannot read: {exc}") from None
+        raise QueryError(path, f"cannot read: {exc}") from None
     for number, obj in rows:
         if isinstance(obj, json.JSONDecodeError):
-            raise LoaderError(path, f"line {number} is not valid JSON ({obj.msg})")
+            raise QueryError(path, f"line {number} is not valid JSON ({obj.msg})")
         if not isinstance(obj, dict):
-            raise LoaderError(path, "expected a JSON object per line", f"line {number}")
+            raise QueryError(path, "expected a JSON object per line", f"line {number}")
         yield number, obj
 
 
@@ -47,19 +46,19 @@ def find_file(root: Path, names: Iterable[str], what: str) -> Path:
     if root.is_file():
         return root
     if not root.is_dir():
-        raise LoaderError(root, f"no such file or folder (expected {what})")
+        raise QueryError(root, f"no such file or folder (expected {what})")
     for name in names:
         for hit in sorted(root.glob(name)):
             if hit.is_file():
                 return hit
-    raise LoaderError(root, f"no {what} found (looked for {', '.join(names)})")
+    raise QueryError(root, f"no {what} found (looked for {', '.join(names)})")
 
 
 def check_unique(queries: list[Query], data_file: Path) -> list[Query]:
     seen: dict[str, int] = {}
     for i, q in enumerate(queries):
         if q.qid in seen:
-            raise LoaderError(data_file, f"duplicate qid {q.qid!r} (also item {seen[q.qid]})", i)
+            raise QueryError(data_file, f"duplicate qid {q.qid!r} (also item {seen[q.qid]})", i)
         seen[q.qid] = i
     return queries
 

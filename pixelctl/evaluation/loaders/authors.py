@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
-from pixelctl.evaluation.loaders._common import LoaderError, check_unique, read_jsonl
+from pixelctl.evaluation.loaders._common import QueryError, check_unique, read_jsonl
 from pixelctl.queries import benchmark_of, to_query
 
 SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -24,10 +24,10 @@ def data_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.is_dir():
-        raise LoaderError(root, "no such file or folder (expected a parquet/jsonl eval file)")
+        raise QueryError(root, "no such file or folder (expected a parquet/jsonl eval file)")
     files = sorted(p for p in root.iterdir() if p.suffix in SUFFIXES and p.is_file())
     if not files:
-        raise LoaderError(root, f"no eval file ({', '.join(SUFFIXES)}) in this folder")
+        raise QueryError(root, f"no eval file ({', '.join(SUFFIXES)}) in this folder")
     return files
 
 
@@ -38,7 +38,7 @@ def _rows(path: Path) -> list[tuple[int | str, dict[str, Any]]]:
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise LoaderError(path, f"cannot read parquet: {exc}") from None
+            raise QueryError(path, f"cannot read parquet: {exc}") from None
         return [(f"row {i}", row) for i, row in enumerate(table.to_pylist())]
     return [(f"line {n}", obj) for n, obj in read_jsonl(path)]
 
@@ -51,13 +51,13 @@ def load(root: Path | str, benchmark: str) -> list[Query]:
     for path in data_files(root):
         for record, row in _rows(path):
             if not isinstance(row.get("qid"), (str, int)):
-                raise LoaderError(path, "missing field 'qid'", record)
+                raise QueryError(path, "missing field 'qid'", record)
             found = benchmark_of(str(row["qid"]))
             prefixes.add(found)
             if found == benchmark:
                 queries.append(to_query(row, path, record))
     if not queries:
-        raise LoaderError(
+        raise QueryError(
             root, f"no {benchmark!r} items (qid prefixes found: {sorted(prefixes) or 'none'})"
         )
     return check_unique(queries, root)

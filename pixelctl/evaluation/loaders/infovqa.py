@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pixelctl.agent import Query
 from pixelctl.evaluation.loaders._common import (
-    LoaderError,
+    QueryError,
     check_unique,
     find_file,
     read_json,
@@ -28,7 +28,7 @@ def _image(folder: Path, name: str, path: Path, record: str) -> str:
         if candidate.is_file():
             return str(candidate.resolve())
     looked = ", ".join(str(folder / d / name) for d in IMAGE_DIRS)
-    raise LoaderError(path, f"image {name!r} not found (looked in {looked})", record)
+    raise QueryError(path, f"image {name!r} not found (looked in {looked})", record)
 
 
 def load(root: Path | str) -> list[Query]:
@@ -36,15 +36,15 @@ def load(root: Path | str) -> list[Query]:
     data = read_json(path)
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise LoaderError(path, "expected an object with a 'data' list (the official val JSON)")
+        raise QueryError(path, "expected an object with a 'data' list (the official val JSON)")
     queries = []
     for i, obj in enumerate(items):
         record = f"data[{i}]"
         if not isinstance(obj, dict):
-            raise LoaderError(path, "expected a JSON object", record)
+            raise QueryError(path, "expected a JSON object", record)
         answers = require(obj, "answers", list, path, record)
         if not answers or not all(isinstance(a, (str, int, float)) for a in answers):
-            raise LoaderError(path, "'answers' should be a non-empty list of strings", record)
+            raise QueryError(path, "'answers' should be a non-empty list of strings", record)
         types = obj.get("answer_type") or []
         qid = require(obj, "questionId", (int, str), path, record)
         name = require(obj, "image_local_name", str, path, record)

@@ -27,7 +27,7 @@ from typing import Any
 
 from pixelctl.agent import Query
 from pixelctl.evaluation.loaders._common import (
-    LoaderError,
+    QueryError,
     check_unique,
     option_letter,
     read_json,
@@ -141,7 +141,7 @@ def clip_bound(task: str, item: dict[str, Any], path: Path, record: str):
     try:
         return (float(item["start"]), float(item["end"]))
     except (KeyError, TypeError, ValueError):
-        raise LoaderError(
+        raise QueryError(
             path,
             f"{task} clips are cut to [start, end]; this record has no numeric start/end",
             record,
@@ -168,11 +168,11 @@ def _frames(
     source = next((c for c in candidates if c.exists()), None)
     if source is None:
         looked = ", ".join(str(c) for c in candidates)
-        raise LoaderError(path, f"video {video!r} not found (looked in {looked}, {cached})", record)
+        raise QueryError(path, f"video {video!r} not found (looked in {looked}, {cached})", record)
     try:
         images = _decode(source, bound)
     except Exception as exc:  # decoders raise many types; the message names the video
-        raise LoaderError(path, f"cannot decode {source}: {exc}", record) from None
+        raise QueryError(path, f"cannot decode {source}: {exc}", record) from None
     cached.mkdir(parents=True, exist_ok=True)
     out = []
     for i, img in enumerate(images, start=1):
@@ -188,17 +188,17 @@ def _task_queries(root: Path, frames_dir: Path, path: Path, limit: int | None) -
     task = path.stem
     data = read_json(path)
     if not isinstance(data, list):
-        raise LoaderError(path, "expected a JSON list of questions")
+        raise QueryError(path, "expected a JSON list of questions")
     queries = []
     for i, item in enumerate(data[:limit]):
         record = f"item {i}"
         if not isinstance(item, dict):
-            raise LoaderError(path, "expected a JSON object", record)
+            raise QueryError(path, "expected a JSON object", record)
         require(item, "video", str, path, record)
         candidates = [str(c) for c in require(item, "candidates", list, path, record)]
         answer = str(require(item, "answer", (str, int), path, record))
         if answer not in candidates:
-            raise LoaderError(path, f"answer {answer!r} is not among the candidates", record)
+            raise QueryError(path, f"answer {answer!r} is not among the candidates", record)
         queries.append(
             Query(
                 qid=f"mvbench-{task}-{i}",
@@ -224,7 +224,7 @@ def load(
     json_dir = root / "json" if (root / "json").is_dir() else root
     files = sorted(json_dir.glob("*.json")) if json_dir.is_dir() else []
     if not files:
-        raise LoaderError(root, "no MVBench task file (json/<task>.json) found")
+        raise QueryError(root, "no MVBench task file (json/<task>.json) found")
     frames = Path(frames_dir) if frames_dir is not None else root / "frames"
     queries: list[Query] = []
     for f in files:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pixelctl.agent import Query
 from pixelctl.evaluation.loaders._common import (
-    LoaderError,
+    QueryError,
     check_unique,
     find_file,
     read_json,
@@ -35,20 +35,20 @@ def is_complex(obj: dict, rule: str, path: Path, record: str) -> bool:
 def load(root: Path | str, complex_rule: str = "issimple") -> list[Query]:
     path = find_file(Path(root), [TEST_FILE], f"TallyQA {TEST_FILE}")
     if complex_rule not in COMPLEX_RULES:
-        raise LoaderError(path, f"unknown complex_rule {complex_rule!r}; use {COMPLEX_RULES}")
+        raise QueryError(path, f"unknown complex_rule {complex_rule!r}; use {COMPLEX_RULES}")
     data = read_json(path)
     if not isinstance(data, list):
-        raise LoaderError(path, "expected a JSON list of questions")
+        raise QueryError(path, "expected a JSON list of questions")
     queries = []
     for i, obj in enumerate(data):
         record = f"item {i}"
         if not isinstance(obj, dict):
-            raise LoaderError(path, "expected a JSON object", record)
+            raise QueryError(path, "expected a JSON object", record)
         if not is_complex(obj, complex_rule, path, record):
             continue
         answer = require(obj, "answer", (int, str), path, record)
         if isinstance(answer, bool) or not str(answer).strip().isdigit():
-            raise LoaderError(path, f"answer {answer!r} is not a non-negative integer", record)
+            raise QueryError(path, f"answer {answer!r} is not a non-negative integer", record)
         qid = require(obj, "question_id", (int, str), path, record)
         image = require(obj, "image", str, path, record)
         queries.append(
@@ -63,5 +63,5 @@ def load(root: Path | str, complex_rule: str = "issimple") -> list[Query]:
         )
     if not queries:
         which = "data_source == amt" if complex_rule == "amt" else "issimple == false"
-        raise LoaderError(path, f"no complex question ({which}) in this file")
+        raise QueryError(path, f"no complex question ({which}) in this file")
     return check_unique(queries, path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pixelctl.agent import Query
 from pixelctl.evaluation.loaders._common import (
-    LoaderError,
+    QueryError,
     check_unique,
     find_file,
     option_letter,
@@ -35,14 +35,14 @@ def split_options(text: str, path: Path, record: str) -> tuple[str, tuple[str, .
         match = _OPTION_RE.match(line.strip())
         if match:
             if match.group(1) != option_letter(len(options)):
-                raise LoaderError(path, f"option ({match.group(1)}) out of order", record)
+                raise QueryError(path, f"option ({match.group(1)}) out of order", record)
             options.append(match.group(2).strip())
         elif options or _INSTRUCTION_RE.match(line.strip()):
             continue  # text after the options is the answer-format instruction
         else:
             stem.append(line)
     if len(options) < 2:
-        raise LoaderError(path, "fewer than two '(A) …' option lines in 'text'", record)
+        raise QueryError(path, "fewer than two '(A) …' option lines in 'text'", record)
     return "\n".join(stem).strip(), tuple(options)
 
 
@@ -55,7 +55,7 @@ def load(root: Path | str) -> list[Query]:
         label = str(require(obj, "label", str, path, record)).strip().strip("()").upper()
         stem, options = split_options(text, path, record)
         if label not in {option_letter(i) for i in range(len(options))}:
-            raise LoaderError(path, f"label {label!r} is not one of the options", record)
+            raise QueryError(path, f"label {label!r} is not one of the options", record)
         image = require(obj, "image", str, path, record)
         qid = require(obj, "question_id", (int, str), path, record)
         lines = [f"({option_letter(i)}) {o}" for i, o in enumerate(options)]
