@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
+from pixelctl.rejects import Reject
 from pixelctl.rundir import jsonl_rows
 
 
@@ -110,26 +111,6 @@ def to_query(row: dict[str, Any], path: Path, record: Any) -> Query:
         options=options,
         category=None if category is None else str(category),
     )
-
-
-@dataclass(frozen=True)
-class Reject:
-    file: str
-    line: int
-    qid: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.qid or '?'}: {self.reason}"
-
-    def to_json(self) -> dict[str, Any]:  # the shared rejects.jsonl line (pixelctl.rejects)
-        return {
-            "file": self.file,
-            "line": self.line,
-            "id": self.qid,
-            "reason": self.reason,
-            "phase": "check",
-        }
 
 
 @dataclass

@@ -92,7 +92,7 @@ def test_authors_parquet_layout_converts_and_reports_every_reject(parquet, tmp_p
     out = tmp_path / "run" / "data" / "prompts.jsonl"
     report = convert([parquet], out, max_images=16)
     assert (report.written, report.images, report.videos) == (2, 1, 1)
-    reasons = {r.qid: r.reason for r in report.rejects}
+    reasons = {r.id: r.reason for r in report.rejects}
     assert set(reasons) == {"gone-3", "empty-4", "many-5"}
     assert reasons["gone-3"] == f"image {tmp_path / 'img' / 'missing.png'} does not exist"
     assert reasons["empty-4"] == "field 'answer' is empty"
@@ -183,7 +183,7 @@ def test_over_long_prompts_are_refused_at_conversion_by_visual_token_arithmetic(
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = convert([data], tmp_path / "out.jsonl", budget=budget)
     assert report.written == 1
-    reasons = {r.qid: r.reason for r in report.rejects}
+    reasons = {r.id: r.reason for r in report.rejects}
     assert reasons["long"].startswith("the first prompt takes ")
     assert "over rl.rollout.max_prompt_tokens = 2048" in reasons["long"]
     assert "unreadable" in reasons["bad"]  # refused before any worker sees it
@@ -199,5 +199,5 @@ def test_trimming_drops_the_last_prompts_and_lists_them(tmp_path):
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = convert([data], tmp_path / "out.jsonl", trim=lambda n: n % 4)
     assert [r["qid"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["q0", "q1", "q2", "q3"]
-    assert [r.qid for r in report.rejects] == ["q4", "q5", "q6"]
+    assert [r.id for r in report.rejects] == ["q4", "q5", "q6"]
     assert all("actor ranks" in r.reason for r in report.rejects)

@@ -43,7 +43,7 @@ def test_smoke_data_and_scripted_crop(tmp_path, tiny_model_dir, monkeypatch):
         recipe, lambda t: len(tok(t, add_special_tokens=False)["input_ids"])
     )
     report = convert([smoke_data.write(tmp_path / "data")], tmp_path / "p.jsonl", budget=budget)
-    assert report.written == 5 and [r.qid for r in report.rejects] == ["smoke-too-long"]
+    assert report.written == 5 and [r.id for r in report.rejects] == ["smoke-too-long"]
 
     for key, value in env_vars(recipe).items():
         monkeypatch.setenv(key, value)

@@ -74,7 +74,7 @@ def test_every_bad_record_is_reported(folder):
     )
     qs = load_queries([path])
     assert [q.qid for q in qs.queries] == ["x-5"]
-    got = [(r.line, r.qid, r.reason.split(" (")[0]) for r in qs.rejects]
+    got = [(r.line, r.id, r.reason.split(" (")[0]) for r in qs.rejects]
     assert got == [
         (1, "x-1", f"image {folder / 'missing.png'} does not exist"),
         (2, "x-2", "field 'answer' is empty"),

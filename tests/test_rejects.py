@@ -100,7 +100,7 @@ def test_rl_data_rejects_a_corrupt_image_up_front(tmp_path):
     qs = load_queries([data])
     assert [q.qid for q in qs.queries] == ["p-1"]
     [r] = qs.rejects
-    assert (r.line, r.qid) == (2, "p-2") and "is unreadable" in r.reason
+    assert (r.line, r.id) == (2, "p-2") and "is unreadable" in r.reason
 
 
 @pytest.mark.slow
@@ -181,7 +181,7 @@ def test_eval_lists_every_bad_record_at_once_and_no_record_vanishes(tmp_path):
 
 
 def test_eval_prints_errors_and_rejects_beside_the_score(tmp_path):
-    from pixelctl.queries import Reject
+    from pixelctl.rejects import Reject
     from pixelctl.stages.eval import problem_lines
 
     metrics = {"procedural": {"n": 7, "errors": 1, "rejected": 2}}

@@ -116,8 +116,8 @@ def _load(loaded: LoadedRecipe) -> tuple[list, dict[str, list]]:
     authors' layout whose qid names no benchmark being evaluated is a reject, not a drop."""
     from pixelctl.evaluation.loaders import QueryError, load_source
     from pixelctl.evaluation.loaders.authors import data_files
-    from pixelctl.queries import Reject, load_queries
-    from pixelctl.rejects import check_images
+    from pixelctl.queries import load_queries
+    from pixelctl.rejects import Reject, check_images
 
     sources = loaded.recipe.eval.sources()
     names = frozenset(s.name for s in sources)

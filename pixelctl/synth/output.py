@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.rundir import iter_jsonl
-from pixelctl.synth.seeds import Reject
+from pixelctl.synth.seeds import SynthReject
 
 SFT, RL, REJECTS, EVAL, STATS = "sft.jsonl", "rl.jsonl", "rejects.jsonl", "eval.jsonl", "stats.json"
 
@@ -79,7 +79,7 @@ class Outputs:
         self._sft.flush()  # a killed process keeps every flushed line (the OS holds it)
         self.written.add(record["id"])
 
-    def add_reject(self, reject: Reject) -> bool:
+    def add_reject(self, reject: SynthReject) -> bool:
         """Record a reject once per (id, reason); False when it was already recorded."""
         key = (reject.id, reject.reason)
         if key in self.rejected:

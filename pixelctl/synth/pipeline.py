@@ -27,7 +27,7 @@ from pixelctl.synth.cache import ResponseCache
 from pixelctl.synth.output import EVAL, STATS, Outputs, write_atomic, write_jsonl_atomic
 from pixelctl.synth.plan import Assignment, Plan, make_plan
 from pixelctl.synth.procedural import eval_records, generate_split, legibility_report
-from pixelctl.synth.seeds import Reject, Seed, read_seed_file, validate_all
+from pixelctl.synth.seeds import Seed, SynthReject, read_seed_file, validate_all
 from pixelctl.synth.stats import compute_stats
 from pixelctl.synth.trajectories import build_record
 from pixelctl.synth.writers import Writer, make_writer
@@ -61,10 +61,10 @@ def procedural_seeds(recipe: Recipe, out: Path) -> list[Path]:
     return files
 
 
-def load_seeds(recipe: Recipe, out: Path) -> tuple[list[Seed], list[Reject]]:
+def load_seeds(recipe: Recipe, out: Path) -> tuple[list[Seed], list[SynthReject]]:
     """Every seed of the recipe, validated; unusable ones as rejects with reasons."""
     raw: list[Seed] = []
-    rejects: list[Reject] = []
+    rejects: list[SynthReject] = []
     sources = [(Path(src.path), src.kind) for src in recipe.synth.seeds]
     sources += [(f, "procedural") for f in procedural_seeds(recipe, out)]
     for path, kind in sources:
@@ -136,8 +136,8 @@ async def synthesize(
                 return asyncio.to_thread(sampler.build, a, recipe.prompt.mode)
             return build_record(a, writer, settings, out, recipe.prompt.mode)
 
-        def sink(a: Assignment, result: dict[str, Any] | Reject) -> None:
-            if isinstance(result, Reject):
+        def sink(a: Assignment, result: dict[str, Any] | SynthReject) -> None:
+            if isinstance(result, SynthReject):
                 outputs.add_reject(result)
                 counts["rejected"] += 1
             else:

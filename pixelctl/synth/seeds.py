@@ -77,7 +77,10 @@ class Seed:
 
 
 @dataclass(frozen=True)
-class Reject:
+class SynthReject:
+    """A seed or trajectory synth leaves out: a line of synth's rejects.jsonl (`stage` says
+    whether a resume retries it; the shared `pixelctl.rejects.Reject` has no such field)."""
+
     id: str
     file: str
     line: int
@@ -184,21 +187,21 @@ def parse_seed(obj: Any, kind: str, base: Path, file: str, line: int) -> Seed:
     )
 
 
-def read_seed_file(path: Path, kind: str) -> tuple[list[Seed], list[Reject]]:
+def read_seed_file(path: Path, kind: str) -> tuple[list[Seed], list[SynthReject]]:
     """Parse a seed JSONL file; unparsable lines become rejects, the rest unvalidated seeds."""
     seeds: list[Seed] = []
-    rejects: list[Reject] = []
+    rejects: list[SynthReject] = []
     base = path.parent
     if not path.is_file():
-        return [], [Reject(f"{path.stem}-*", str(path), 0, f"seed file not found: {path}")]
+        return [], [SynthReject(f"{path.stem}-*", str(path), 0, f"seed file not found: {path}")]
     for n, row in jsonl_rows(path):
         if isinstance(row, json.JSONDecodeError):
-            rejects.append(Reject(f"{path.stem}-{n}", str(path), n, f"not valid JSON: {row}"))
+            rejects.append(SynthReject(f"{path.stem}-{n}", str(path), n, f"not valid JSON: {row}"))
             continue
         try:
             seeds.append(parse_seed(row, kind, base, str(path), n))
         except SeedError as exc:
-            rejects.append(Reject(f"{path.stem}-{n}", str(path), n, str(exc)))
+            rejects.append(SynthReject(f"{path.stem}-{n}", str(path), n, str(exc)))
     return seeds, rejects
 
 
@@ -264,27 +267,29 @@ def validate_seed(seed: Seed, max_pixels: int, max_frames: int) -> Seed:
 
 def validate_all(
     seeds: Iterable[Seed], max_pixels: int, max_frames: int, workers: int = 4
-) -> tuple[list[Seed], list[Reject]]:
+) -> tuple[list[Seed], list[SynthReject]]:
     """Validate in parallel (decoding is I/O and C code); keep input order; reject duplicates."""
     seeds = list(seeds)
 
-    def check(seed: Seed) -> Seed | Reject:
+    def check(seed: Seed) -> Seed | SynthReject:
         try:
             return validate_seed(seed, max_pixels, max_frames)
         except SeedError as exc:
-            return Reject(seed.id, seed.file, seed.line, str(exc))
+            return SynthReject(seed.id, seed.file, seed.line, str(exc))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(check, seeds))
     good: list[Seed] = []
-    rejects: list[Reject] = []
+    rejects: list[SynthReject] = []
     first: dict[str, Seed] = {}
     for res in results:
-        if isinstance(res, Reject):
+        if isinstance(res, SynthReject):
             rejects.append(res)
         elif res.id in first:
             where = f"{first[res.id].file}:{first[res.id].line}"
-            rejects.append(Reject(res.id, res.file, res.line, f"duplicate id (first at {where})"))
+            rejects.append(
+                SynthReject(res.id, res.file, res.line, f"duplicate id (first at {where})")
+            )
         else:
             first[res.id] = res
             good.append(res)

@@ -37,7 +37,7 @@ from pixelctl.rundir import iter_jsonl
 from pixelctl.synth.cache import ResponseCache, request_key
 from pixelctl.synth.output import write_jsonl_atomic
 from pixelctl.synth.plan import Assignment
-from pixelctl.synth.seeds import Reject, Seed
+from pixelctl.synth.seeds import Seed, SynthReject
 from pixelctl.synth.trajectories import Replayed, ReplayError, compose, replay
 
 PASS_RATES = "text_only_pass_rates.jsonl"
@@ -250,16 +250,16 @@ class TextSampler:
             self._grades[seed.id] = [grade(seed, x, self.cfg.grader) for x in entry["texts"]]
         return self._grades[seed.id]
 
-    def build(self, a: Assignment, mode: str) -> dict[str, Any] | Reject:
+    def build(self, a: Assignment, mode: str) -> dict[str, Any] | SynthReject:
         """The SFT record of a sampled text-only assignment, or why there is none."""
         seed = a.seed
         if seed.id in self.failed:
-            return Reject(seed.id, seed.file, seed.line, self.failed[seed.id], stage="sample")
+            return SynthReject(seed.id, seed.file, seed.line, self.failed[seed.id], stage="sample")
         scores = self.grades(seed)
         if scores is None:
-            return Reject(seed.id, seed.file, seed.line, "not sampled", stage="sample")
+            return SynthReject(seed.id, seed.file, seed.line, "not sampled", stage="sample")
         if 1.0 not in scores:
-            return Reject(
+            return SynthReject(
                 seed.id,
                 seed.file,
                 seed.line,

@@ -28,7 +28,7 @@ from pixelctl.executor import ExecutorSettings, Observation, Session, ToolCall
 from pixelctl.prompt import assistant_message, build_messages, format_tool_call, observation_message
 from pixelctl.synth.operations import Op, correct_op, frames_words, where_words, wrong_op
 from pixelctl.synth.plan import Assignment
-from pixelctl.synth.seeds import Reject, Seed
+from pixelctl.synth.seeds import Seed, SynthReject
 from pixelctl.synth.writers.base import Job, Writer, WriterError
 
 WRITER_FRAMES = 4  # frames an LLM writer sees of a video
@@ -228,25 +228,25 @@ def compose(
 
 async def build_record(
     a: Assignment, writer: Writer, settings: ExecutorSettings, out: Path, mode: str
-) -> dict[str, Any] | Reject:
-    """The SFT record for one assignment, or a Reject saying why it could not be built."""
+) -> dict[str, Any] | SynthReject:
+    """The SFT record for one assignment, or a SynthReject saying why it could not be built."""
     seed = a.seed
     kind, ops = plan_ops(a, settings.pad)
     try:
         rep = await asyncio.to_thread(replay, seed, ops, settings, out)
     except ReplayError as exc:
         if kind != "self_correction":
-            return Reject(seed.id, seed.file, seed.line, str(exc), stage="replay")
+            return SynthReject(seed.id, seed.file, seed.line, str(exc), stage="replay")
         kind, ops = "single_pass", ops[1:]  # our inserted miss was refused: build it plainly
         try:
             rep = await asyncio.to_thread(replay, seed, ops, settings, out)
         except ReplayError as exc2:
-            return Reject(seed.id, seed.file, seed.line, str(exc2), stage="replay")
+            return SynthReject(seed.id, seed.file, seed.line, str(exc2), stage="replay")
     jobs = make_jobs(a, kind, rep, out)
     texts = await asyncio.gather(*(writer.write(j) for j in jobs.values()), return_exceptions=True)
     for t in texts:
         if isinstance(t, WriterError):
-            return Reject(seed.id, seed.file, seed.line, f"writer: {t}", stage="write")
+            return SynthReject(seed.id, seed.file, seed.line, f"writer: {t}", stage="write")
         if isinstance(t, BaseException):
             raise t
     return compose(a, kind, rep, dict(zip(jobs, texts, strict=True)), mode)

@@ -32,7 +32,8 @@ from pixelctl.agent import Query
 from pixelctl.executor import smart_resize
 from pixelctl.models.qwen import FACTOR
 from pixelctl.prompt import build_messages
-from pixelctl.queries import Reject, load_queries
+from pixelctl.queries import load_queries
+from pixelctl.rejects import Reject
 
 VIDEO_FRAMES = 16  # frames pre-extracted per video (docs/method.md §2); vLLM sees each as one image
 
@@ -168,7 +169,10 @@ class ConversionReport:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["rejects"] = [{**asdict(r), "text": str(r)} for r in self.rejects]
+        out["rejects"] = [
+            {"file": r.file, "line": r.line, "qid": r.id, "reason": r.reason, "text": str(r)}
+            for r in self.rejects
+        ]
         return out
 
 
