@@ -30,7 +30,7 @@ BOUNDS = PixelBounds(
 )
 SETTINGS = ExecutorSettings(box_mode="strict", bounds=BOUNDS)
 # Recipe overrides that give recipes/tiny_cpu.yaml these train bounds, so records built here
-# replay identically through a recipe's executor (validation compares crop sizes exactly).
+# re-execute identically through a recipe's executor (validation compares crop sizes exactly).
 TINY_RECIPE_BOUNDS = [
     f"executor.bounds.train.{k}={getattr(BOUNDS, k)}"
     for k in (

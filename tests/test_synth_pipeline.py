@@ -1,4 +1,4 @@
-"""The synthesis run with the offline template writer: shapes, replayed observations, resume."""
+"""The synthesis run with the offline template writer: shapes, re-executed observations, resume."""
 
 from __future__ import annotations
 
@@ -238,3 +238,25 @@ def test_annotated_image_web_and_video_seeds(tmp_path: Path) -> None:
     assert "42% of users" in recs["web-1"]["message_list"][-1]["content"][0]["text"]
     run_synth(recipe, out)  # a re-run records no reject twice
     assert len(read_jsonl(out / "rejects.jsonl")) == 1
+
+
+def test_an_operation_the_executor_refuses_is_a_reexecute_reject(tmp_path: Path) -> None:
+    """synth re-executes every planned operation; a refused one rejects the seed at stage
+    `reexecute` (retried on resume), before any writer runs."""
+    import asyncio
+
+    from pixelctl.executor import ExecutorSettings
+    from pixelctl.synth.plan import Assignment
+    from pixelctl.synth.seeds import Region, Seed, SynthReject
+    from pixelctl.synth.trajectories import build_record
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (40, 40), "white").save(image)
+    cue = (Region((0.4, 0.4, 0.45, 0.45), "sign"),)  # a 2-px cue: the crop stays under 28 px
+    seed = Seed("tiny", "image", "Q?", ("A",), image=image, regions=cue, file="s.jsonl", line=3)
+    got = asyncio.run(
+        build_record(Assignment(seed, "single_pass"), None, ExecutorSettings(), tmp_path, "vcot")
+    )
+    assert isinstance(got, SynthReject)
+    assert (got.id, got.file, got.line, got.stage) == ("tiny", "s.jsonl", 3, "reexecute")
+    assert got.reason.startswith("executor refused crop_image_normalized")

@@ -4,12 +4,13 @@
    (`<|im_start|>` …) inside text, which would corrupt the turn boundaries of the loss mask.
 2. Roles: an optional system turn, then user / assistant alternating, ending with the
    assistant; visuals only in user turns; system and assistant turns are text.
-3. Replay through the executor (the same `Session` rollouts use): the inputs must exist and
-   decode; every assistant turn but the last must end with a valid tool call (strict JSON,
-   normalized boxes `0 ≤ x1 < x2 ≤ 1`); the next user turn must be the observation the
-   executor produces for that call — the same text (so the stated crop size matches) and the
-   same number of images, each of which decodes to that size under the train pixel bounds —
-   or an execution error when the executor rejects the call. The last turn must not call.
+3. Re-execute every call through the executor (the same `Session` rollouts use): the inputs
+   must exist and decode; every assistant turn but the last must end with a valid tool call
+   (strict JSON, normalized boxes `0 ≤ x1 < x2 ≤ 1`); the next user turn must be the
+   observation the executor produces for that call — the same text (so the stated crop size
+   matches) and the same number of images, each of which decodes to that size under the train
+   pixel bounds — or an execution error when the executor rejects the call. The last turn
+   must not call.
 4. `error_turns` must index assistant turns.
 """
 
@@ -41,7 +42,7 @@ def validate_record(raw: Any, base: Path, settings: Any) -> Record | str:
         messages = [_message(i, m, base) for i, m in enumerate(raw["message_list"])]
         _check_roles(messages)
         errors = _error_turns(raw.get("error_turns", []), messages)
-        sizes = _replay(messages, settings)
+        sizes = _reexecute(messages, settings)
     except Invalid as exc:
         return str(exc)
     kind = raw.get("kind")
@@ -109,12 +110,12 @@ def _error_turns(value: Any, messages: list[dict[str, Any]]) -> tuple[int, ...]:
     return tuple(value)
 
 
-# ----------------------------------------------------------------------------- replay
+# ----------------------------------------------------------------------------- re-execute
 def _text(m: dict[str, Any]) -> str:
     return "".join(it["text"] for it in m["content"] if it["type"] == "text")
 
 
-def _replay(messages: list[dict[str, Any]], settings: Any) -> list[tuple[int, int]]:
+def _reexecute(messages: list[dict[str, Any]], settings: Any) -> list[tuple[int, int]]:
     """Run every call through the executor; return the (w, h) of each still image, in order."""
     from pixelctl.executor import ImageLoadError, Session
 

@@ -3,7 +3,7 @@
 `sft.jsonl` and `rejects.jsonl` only ever grow, one flushed line per seed, written after the
 seed's images are complete on disk. A kill can leave at most a torn last line; `open_outputs`
 cuts it off before appending, so the file stays valid JSONL. A seed is done when its id is in
-`sft.jsonl`, or it was rejected at validation (a permanent reason). Writer and replay failures
+`sft.jsonl`, or it was rejected at validation (a permanent reason). Writer and re-execution failures
 are retried on resume. `rl.jsonl` is derived from `sft.jsonl` at the end (atomically), so the two
 can never disagree.
 """

@@ -7,7 +7,7 @@
 4. skip seeds already done (their id is in sft.jsonl, or they failed validation);
    with `synth.text_only.source: model`, sample the text-only queries left (text_sampler.py:
    k no-tool answers each through an eval backend, cached per query, graded by eval's graders);
-5. build the rest concurrently (replay through the executor, then the writer), keeping a window
+5. build the rest concurrently (re-execute through the executor, then the writer), keeping a window
    of `4 × writer.concurrency` seeds in flight, and append results *in plan order*: a resumed
    run therefore writes byte-for-byte the file an uninterrupted run writes;
 6. derive rl.jsonl from sft.jsonl (and text_only_pass_rates.jsonl) and write stats.json.

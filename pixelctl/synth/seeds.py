@@ -85,7 +85,7 @@ class SynthReject:
     file: str
     line: int
     reason: str
-    stage: str = "seed"  # "seed" (permanent) | "write" | "replay" (retried on resume)
+    stage: str = "seed"  # "seed" (permanent) | "reexecute" | "write" | "sample" (retried on resume)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -38,7 +38,7 @@ from pixelctl.synth.cache import ResponseCache, request_key
 from pixelctl.synth.output import write_jsonl_atomic
 from pixelctl.synth.plan import Assignment
 from pixelctl.synth.seeds import Seed, SynthReject
-from pixelctl.synth.trajectories import Replayed, ReplayError, compose, replay
+from pixelctl.synth.trajectories import Reexecuted, ReexecuteError, compose, reexecute
 
 PASS_RATES = "text_only_pass_rates.jsonl"
 CACHE_DIR = "text_only"  # under the run's cache/
@@ -110,7 +110,7 @@ class TextSampler:
         self.settings = recipe.executor.settings("train")
         self.cache = ResponseCache(out / "cache" / CACHE_DIR)
         self._generate = generate
-        self._queries: dict[str, tuple[Query, str, Replayed]] = {}
+        self._queries: dict[str, tuple[Query, str, Reexecuted]] = {}
         self._grades: dict[str, list[float]] = {}
         self.failed: dict[str, str] = {}  # seed id -> why it could not be asked (not cached)
         self.stats = {"sampled_queries": 0, "cached_queries": 0, "calls": 0, "samples": 0}
@@ -119,7 +119,7 @@ class TextSampler:
     def query(self, seed: Seed) -> tuple[Query, str]:
         """The no-tool query of a seed (inputs placed in the dataset) and its cache key."""
         if seed.id not in self._queries:
-            rep = replay(seed, [], self.settings, self.out)
+            rep = reexecute(seed, [], self.settings, self.out)
             files = [self.out / p for p in rep.inputs]
             q = Query(
                 qid=seed.id,
@@ -173,7 +173,7 @@ class TextSampler:
                 continue
             try:
                 hit = self.entry(a.seed) is not None
-            except (ReplayError, OSError, ValueError) as exc:
+            except (ReexecuteError, OSError, ValueError) as exc:
                 self.failed[a.seed.id] = f"{type(exc).__name__}: {exc}"
                 continue
             if hit:

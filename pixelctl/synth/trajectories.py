@@ -1,4 +1,4 @@
-"""Build one trajectory: replay its operations through the real executor, write, compose.
+"""Build one trajectory: re-execute its operations through the real executor, write, compose.
 
 Shapes (docs/method.md §7; messages in Qwen format, docs/method.md §6):
 - single_pass: user(input, question) → assistant(whole-input analysis + call on the cue) →
@@ -34,7 +34,7 @@ from pixelctl.synth.writers.base import Job, Writer, WriterError
 WRITER_FRAMES = 4  # frames an LLM writer sees of a video
 
 
-class ReplayError(RuntimeError):
+class ReexecuteError(RuntimeError):
     """The executor refused an operation the synthesizer planned (a seed it cannot use)."""
 
 
@@ -46,7 +46,7 @@ class Step:
 
 
 @dataclass
-class Replayed:
+class Reexecuted:
     inputs: list[str]  # relative paths of the input image or the video frames
     steps: list[Step]
 
@@ -77,7 +77,7 @@ def _save_png(image: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-# ----------------------------------------------------------------------------- replay
+# ----------------------------------------------------------------------------- re-execute
 def plan_ops(a: Assignment, pad: float) -> tuple[str, list[Op]]:
     """(the kind actually built, its operations); a seed with no real miss becomes single-pass."""
     if a.kind == "text_only":
@@ -90,7 +90,7 @@ def plan_ops(a: Assignment, pad: float) -> tuple[str, list[Op]]:
     return "single_pass", [right]
 
 
-def replay(seed: Seed, ops: list[Op], settings: ExecutorSettings, out: Path) -> Replayed:
+def reexecute(seed: Seed, ops: list[Op], settings: ExecutorSettings, out: Path) -> Reexecuted:
     """Place the inputs under images/, run every op through a Session, save what it returns."""
     rel_dir = f"images/{seed_folder(seed.id)}"
     folder = out / rel_dir
@@ -115,12 +115,12 @@ def replay(seed: Seed, ops: list[Op], settings: ExecutorSettings, out: Path) -> 
             ToolCall(op.name, op.arguments, format_tool_call(op.name, op.arguments))
         )
         if not obs.ok:
-            raise ReplayError(f"executor refused {op.name} {op.arguments}: {obs.error}")
+            raise ReexecuteError(f"executor refused {op.name} {op.arguments}: {obs.error}")
         rel = [f"{rel_dir}/op{k}-{j}.png" for j in range(len(obs.images))]
         for img, r in zip(obs.images, rel, strict=True):
             _save_png(img, out / r)
         steps.append(Step(op, obs, rel))
-    return Replayed([f"{rel_dir}/{n}" for n in names], steps)
+    return Reexecuted([f"{rel_dir}/{n}" for n in names], steps)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -140,7 +140,7 @@ def _detail(seed: Seed) -> str:
     return "; ".join(texts)
 
 
-def make_jobs(a: Assignment, kind: str, rep: Replayed, out: Path) -> dict[str, Job]:
+def make_jobs(a: Assignment, kind: str, rep: Reexecuted, out: Path) -> dict[str, Job]:
     seed = a.seed
     right = rep.steps[-1].op if rep.steps else correct_op(seed) if seed.has_cue else None
     where = ""
@@ -190,7 +190,7 @@ def clean(text: str) -> str:
 
 
 def compose(
-    a: Assignment, kind: str, rep: Replayed, texts: dict[str, str], mode: str
+    a: Assignment, kind: str, rep: Reexecuted, texts: dict[str, str], mode: str
 ) -> dict[str, Any]:
     seed = a.seed
     visual = {"video": rep.inputs} if seed.is_video else {"images": rep.inputs}
@@ -233,15 +233,15 @@ async def build_record(
     seed = a.seed
     kind, ops = plan_ops(a, settings.pad)
     try:
-        rep = await asyncio.to_thread(replay, seed, ops, settings, out)
-    except ReplayError as exc:
+        rep = await asyncio.to_thread(reexecute, seed, ops, settings, out)
+    except ReexecuteError as exc:
         if kind != "self_correction":
-            return SynthReject(seed.id, seed.file, seed.line, str(exc), stage="replay")
+            return SynthReject(seed.id, seed.file, seed.line, str(exc), stage="reexecute")
         kind, ops = "single_pass", ops[1:]  # our inserted miss was refused: build it plainly
         try:
-            rep = await asyncio.to_thread(replay, seed, ops, settings, out)
-        except ReplayError as exc2:
-            return SynthReject(seed.id, seed.file, seed.line, str(exc2), stage="replay")
+            rep = await asyncio.to_thread(reexecute, seed, ops, settings, out)
+        except ReexecuteError as exc2:
+            return SynthReject(seed.id, seed.file, seed.line, str(exc2), stage="reexecute")
     jobs = make_jobs(a, kind, rep, out)
     texts = await asyncio.gather(*(writer.write(j) for j in jobs.values()), return_exceptions=True)
     for t in texts:
