@@ -189,9 +189,9 @@ def test_score_command_on_the_authors_layout(tmp_path):
 
 
 def test_rl_on_openrlhf_without_gpus_refuses_before_creating_a_run(tmp_path, monkeypatch):
-    from pixelctl.engines.openrlhf import stage
+    from pixelctl.engines.openrlhf import submit
 
-    monkeypatch.setattr(stage, "_local_gpus", lambda: 0)
+    monkeypatch.setattr(submit, "_local_gpus", lambda: 0)
     res = invoke("rl", ROOT / "recipes/7b_a800.yaml", f"launch.runs_root={tmp_path}")
     assert res.exit_code == 1
     assert "no GPU" in res.output and "rl.engine=local" in res.output

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pixelctl.config import load_recipe
-from pixelctl.engines.openrlhf import stage
+from pixelctl.engines.openrlhf import submit
 from pixelctl.engines.openrlhf.job import DRIVER_ENV_KEYS, check_paths, run_paths
 from pixelctl.errors import StageError
 
@@ -39,7 +39,7 @@ def driver_env_keys() -> set[str]:
 
 def dry_run_env(name: str, tmp_path: Path) -> dict:
     loaded = load_recipe(ROOT / "recipes" / f"{name}.yaml", [f"launch.runs_root={tmp_path}"])
-    text = stage.plan(loaded)
+    text = submit.plan(loaded)
     match = re.search(r"--runtime-env-json '(\{.*?\})' \\", text)
     assert match, text
     return json.loads(match.group(1))

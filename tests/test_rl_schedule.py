@@ -164,7 +164,7 @@ def test_lr_factor_is_transformers_scheduler(kind):
 
 
 def test_paper_recipe_has_one_round_count_everywhere(tmp_path):
-    from pixelctl.engines.openrlhf import stage
+    from pixelctl.engines.openrlhf import submit
 
     # (temperature_after_tool=null: the OpenRLHF dry run refuses the off-policy 0.9)
     overrides = [f"launch.runs_root={tmp_path}", "rl.rollout.temperature_after_tool=null"]
@@ -175,7 +175,7 @@ def test_paper_recipe_has_one_round_count_everywhere(tmp_path):
     assert derived["rounds"] == s.rounds == 90
     assert derived["total optimizer steps"] == s.total_steps == 3 * (29 * 16 + 4) == 1404
     assert derived["warm-up steps"] == s.warmup_steps == 43
-    text = stage.plan(loaded)
+    text = submit.plan(loaded)
     assert "90 rounds: 3 episode(s) × 30 rounds of 512 prompts" in text
     assert "last round has 152 prompts" in text
     assert "--train.num_episodes 3" in text

@@ -178,7 +178,7 @@ print("(PPOTrainer pid=1) \\u2728 Global step 1: {{'policy_loss': 0.5}}")
 
 def _openrlhf_run(tmp_path: Path, monkeypatch, capsys) -> tuple[Path, dict, str]:
     from pixelctl.cli.launch import execute
-    from pixelctl.engines.openrlhf import stage
+    from pixelctl.engines.openrlhf import submit
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -188,9 +188,9 @@ def _openrlhf_run(tmp_path: Path, monkeypatch, capsys) -> tuple[Path, dict, str]
     ray.chmod(ray.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv(WANDB_KEY_ENV, KEY)
-    monkeypatch.setattr(stage, "preflight", lambda address: None)
-    monkeypatch.setattr(stage, "require_patches", lambda **kw: None)
-    monkeypatch.setattr(stage, "_text_counter", lambda model: lambda text: len(text.split()))
+    monkeypatch.setattr(submit, "preflight", lambda address: None)
+    monkeypatch.setattr(submit, "require_patches", lambda **kw: None)
+    monkeypatch.setattr(submit, "_text_counter", lambda model: lambda text: len(text.split()))
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
     data = tmp_path / "rl.jsonl"
     row = {"qid": "q-1", "question": "Q", "image": ["a.png"], "answer": "1", "is_video": False}
@@ -213,7 +213,7 @@ def _openrlhf_run(tmp_path: Path, monkeypatch, capsys) -> tuple[Path, dict, str]
             "logging.wandb={project: pixel, entity: lab, group: g1}",
         ],
     )
-    dry = stage.plan(loaded)
+    dry = submit.plan(loaded)
     run = execute("rl", loaded, argv=["pixelctl", "rl", "recipes/7b_a800.yaml"])
     shown = capsys.readouterr()
     return run.path, json.loads(received.read_text()), dry + shown.out + shown.err

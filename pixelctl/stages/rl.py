@@ -15,9 +15,9 @@ from pixelctl.rundir import RunDir
 
 
 def _openrlhf():
-    from pixelctl.engines.openrlhf import stage
+    from pixelctl.engines.openrlhf import submit
 
-    return stage
+    return submit
 
 
 def _data(loaded: LoadedRecipe):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pixelctl.config import load_recipe
-from pixelctl.engines.openrlhf import stage
+from pixelctl.engines.openrlhf import submit
 from pixelctl.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ def loaded(tmp_path: Path, *overrides: str):
 
 
 def test_plan_prints_the_full_command_and_the_conversion(tmp_path):
-    text = stage.plan(loaded(tmp_path))
+    text = submit.plan(loaded(tmp_path))
     assert "ray job submit" in text
     assert "-- env TOKENIZERS_PARALLELISM=false python -m openrlhf.cli.train_ppo_ray" in text
     assert "--actor.model_name_or_path runs/sft/7b_a800-latest/model" in text
@@ -37,9 +37,9 @@ def test_plan_prints_the_full_command_and_the_conversion(tmp_path):
 
 
 def test_without_gpus_it_stops_and_names_the_alternatives(tmp_path, monkeypatch):
-    monkeypatch.setattr(stage, "_local_gpus", lambda: 0)
-    with pytest.raises(stage.OpenRLHFUnavailable) as err:
-        stage.run(loaded(tmp_path), run=None)  # refuses before touching the run directory
+    monkeypatch.setattr(submit, "_local_gpus", lambda: 0)
+    with pytest.raises(submit.OpenRLHFUnavailable) as err:
+        submit.run(loaded(tmp_path), run=None)  # refuses before touching the run directory
     message = str(err.value)
     assert "no GPU" in message and "http://127.0.0.1:8265" in message
     for alternative in ("rl.engine=local", "make install-gpu", "--dry-run"):
@@ -48,9 +48,9 @@ def test_without_gpus_it_stops_and_names_the_alternatives(tmp_path, monkeypatch)
 
 def test_parse_step_keeps_numbers_only():
     line = "✨ Global step 7: {'policy_loss': 0.5, 'generated_samples': ['a', 1.0], 'kl': 0}"
-    assert stage.parse_step(line) == {"step": 7, "policy_loss": 0.5, "kl": 0}
-    assert stage.parse_step("Global step 7: {not python}") is None
-    assert stage.parse_step("unrelated") is None
+    assert submit.parse_step(line) == {"step": 7, "policy_loss": 0.5, "kl": 0}
+    assert submit.parse_step("Global step 7: {not python}") is None
+    assert submit.parse_step("unrelated") is None
 
 
 def test_plan_and_validate_agree_on_the_rounds(tmp_path):
@@ -59,23 +59,23 @@ def test_plan_and_validate_agree_on_the_rounds(tmp_path):
     rec = loaded(tmp_path)
     rounds = next(d for d in derive(rec.recipe)[0] if d.name == "rounds")
     assert rounds.value == 90  # ceil(15000 / 512) = 30 per episode × 3
-    assert f"rounds       {rounds.how}" in stage.plan(rec)
+    assert f"rounds       {rounds.how}" in submit.plan(rec)
 
 
 def test_run_converts_writes_the_job_and_records_metrics(tmp_path, monkeypatch):
-    monkeypatch.setattr(stage, "preflight", lambda address: None)
+    monkeypatch.setattr(submit, "preflight", lambda address: None)
     submitted = {}
 
-    def submit(argv, log, run, console):  # the real submission: test_openrlhf_ray.py
+    def fake_submit(argv, log, run, console):  # the real submission: test_openrlhf_ray.py
         submitted["argv"] = argv
         log.parent.mkdir(parents=True, exist_ok=True)
         line = "(PPOTrainer pid=1) ✨ Global step 1: {'policy_loss': 0.5, 'pixelctl/rapr': 0.125}"
         log.write_text(line + "\n")
-        run.log_metrics(stage.parse_step(line))
+        run.log_metrics(submit.parse_step(line))
 
-    monkeypatch.setattr(stage, "_submit", submit)
+    monkeypatch.setattr(submit, "_submit", fake_submit)
     # word count stands in for the tokenizer here (the model folder holds no weights)
-    monkeypatch.setattr(stage, "_text_counter", lambda model: lambda text: len(text.split()))
+    monkeypatch.setattr(submit, "_text_counter", lambda model: lambda text: len(text.split()))
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
     Image.new("RGB", (4000, 4000)).save(tmp_path / "big.png")
     data = tmp_path / "rl.jsonl"
@@ -102,10 +102,10 @@ def test_run_converts_writes_the_job_and_records_metrics(tmp_path, monkeypatch):
     run = RunDir.create(tmp_path / "runs", "rl", "7b_a800", rec.recipe.model_dump(mode="json"))
 
     # the launching machine's own OpenRLHF (this venv's) is unpatched: refused, named
-    with pytest.raises(stage.StageError, match=r"launching machine is not patched.*make apply"):
-        stage.run(rec, run)
-    monkeypatch.setattr(stage, "require_patches", lambda **kw: None)
-    stage.run(rec, run)
+    with pytest.raises(submit.StageError, match=r"launching machine is not patched.*make apply"):
+        submit.run(rec, run)
+    monkeypatch.setattr(submit, "require_patches", lambda **kw: None)
+    submit.run(rec, run)
 
     prompts = run.path / "data" / "prompts.jsonl"
     assert len(prompts.read_text().splitlines()) == 1
