@@ -19,7 +19,7 @@ from rich.console import Console
 from pixelctl.config import LoadedRecipe, RecipeError
 from pixelctl.errors import StageError
 from pixelctl.rundir import RunDir
-from pixelctl.sft import launch as gpu
+from pixelctl.sft import gpu
 from pixelctl.sft.records import FROZEN_FILE, SFTDataError, resolve_sources
 
 

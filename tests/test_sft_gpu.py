@@ -10,7 +10,7 @@ import yaml
 
 from pixelctl.config import RecipeError, load_recipe
 from pixelctl.errors import StageError
-from pixelctl.sft import launch as gpu
+from pixelctl.sft import gpu
 from pixelctl.stages import sft as stage
 
 ROOT = Path(__file__).resolve().parents[1]
