@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,7 @@ class Reject:
         return f"{where}: {self.id or '?'}: {self.reason}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "id": self.id,
-            "reason": self.reason,
-            "phase": self.phase,
-        }
+        return asdict(self)  # {file, line, id, reason, phase}: the rejects.jsonl line
 
 
 def image_problem(path: str | Path) -> str | None:

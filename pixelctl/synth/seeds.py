@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +88,7 @@ class SynthReject:
     stage: str = "seed"  # "seed" (permanent) | "reexecute" | "write" | "sample" (retried on resume)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "file": self.file,
-            "line": self.line,
-            "reason": self.reason,
-            "stage": self.stage,
-        }
+        return asdict(self)  # {id, file, line, reason, stage}: synth's rejects.jsonl line
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -10,7 +10,7 @@ they are always well formed and always carry the gold answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -48,15 +48,7 @@ class WriterStats:
     errors: dict[str, int] = field(default_factory=dict)  # "429", "500", "timeout", ...
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "requests": self.requests,
-            "cache_hits": self.cache_hits,
-            "retries": self.retries,
-            "failures": self.failures,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "errors": dict(self.errors),
-        }
+        return asdict(self)  # a deep copy: `errors` included
 
 
 class Writer(Protocol):
