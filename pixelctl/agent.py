@@ -21,6 +21,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from pixelctl.executor import ExecutorSettings, Observation, Session, parse_tool_call
+from pixelctl.models.qwen import IM_END
 from pixelctl.prompt import assistant_message, build_messages, observation_message
 
 StopReason = Literal["answer", "limit", "turn_limit", "notool"]
@@ -235,7 +236,7 @@ class Rollout:
         return self._record(obs, before)
 
     def _take_turn(self, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        self.turns.append(text.replace("<|im_end|>", ""))
+        self.turns.append(text.replace(IM_END, ""))
         self.messages.append(assistant_message(text))
         self.prompt_tokens = prompt_tokens or self.prompt_tokens
         self.completion_tokens += completion_tokens

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pixelctl.agent import Generation, Sampling, TokenTrace
+from pixelctl.models.qwen import IMAGE_PAD, VIDEO_PAD, VISION_TOKENS
 
 
 def visuals(messages: list[dict[str, Any]]) -> tuple[list[Any], list[list[Any]]]:
@@ -158,12 +159,11 @@ class HFGenerator:
 
     def vision_ids(self) -> list[int]:
         tok = self.processor.tokenizer
-        names = ["<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"]
-        return [int(i) for i in tok.convert_tokens_to_ids(names)]
+        return [int(i) for i in tok.convert_tokens_to_ids(list(VISION_TOKENS))]
 
     def pad_left(self, rows: Sequence[Sequence[int]]) -> dict[str, Any]:
         tok = self.processor.tokenizer
-        image, video = tok.convert_tokens_to_ids(["<|image_pad|>", "<|video_pad|>"])
+        image, video = tok.convert_tokens_to_ids([IMAGE_PAD, VIDEO_PAD])
         return pad_left(rows, tok.pad_token_id, image, video)
 
     def _sample(self, batch: dict[str, Any], sampling: Sampling, *, logits: bool = False) -> Any:

@@ -13,8 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pixelctl.executor.settings import EVAL_BOUNDS, TRAIN_BOUNDS
-
-PX = 28 * 28  # one 28x28 patch group: Qwen2.5-VL's pixel-bound unit
+from pixelctl.models.qwen import PIXEL_UNIT
 
 
 class Section(BaseModel):
@@ -49,9 +48,11 @@ class PixelBoundsConfig(Section):
     frame_min_pixels: int = Field(gt=0)
     frame_max_pixels: int = Field(gt=0)
     video_min_pixels: int = Field(
-        4 * PX, gt=0, description="Input video frames (reference: 4·28²)."
+        4 * PIXEL_UNIT, gt=0, description="Input video frames (reference: 4·28²)."
     )
-    video_max_pixels: int = Field(512 * PX, gt=0, description="Input video frames (512·28²).")
+    video_max_pixels: int = Field(
+        512 * PIXEL_UNIT, gt=0, description="Input video frames (512·28²)."
+    )
     processor_min_pixels: int | None = Field(
         None, gt=0, description="The model processor's own clamp (eval: 401,408); null = model's."
     )
@@ -79,7 +80,9 @@ def _train_bounds() -> PixelBoundsConfig:
 def _eval_bounds() -> PixelBoundsConfig:
     """The executor's eval preset, plus the reference's processor clamp (401,408…4,014,080)."""
     return PixelBoundsConfig(
-        **asdict(EVAL_BOUNDS), processor_min_pixels=512 * PX, processor_max_pixels=5120 * PX
+        **asdict(EVAL_BOUNDS),
+        processor_min_pixels=512 * PIXEL_UNIT,
+        processor_max_pixels=5120 * PIXEL_UNIT,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pixelctl.config.schema import Recipe
 from pixelctl.engines.openrlhf.data import max_images_per_prompt
+from pixelctl.models.qwen import PIXEL_UNIT
 from pixelctl.rl.schedule import plan_schedule
 
 _DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
@@ -232,7 +233,6 @@ def _wandb(r: Recipe, field: str | None = None) -> Any:
 
 # ---------------------------------------------------------------------------- derived values
 OBSERVATION_TEXT_TOKENS = 256  # chat markup + an observation's text (longest: an error message)
-PIXELS_PER_TOKEN = 28 * 28  # one merged Qwen2.5-VL visual token
 
 
 def observation_reserve(r: Recipe) -> int:
@@ -245,8 +245,8 @@ def observation_reserve(r: Recipe) -> int:
     delivered (utils/agent.py). The plugin refuses any observation that still would not fit.
     """
     b = r.executor.bounds.train
-    crop = b.crop_max_pixels // PIXELS_PER_TOKEN + 2
-    frames = r.executor.max_frames * (b.frame_max_pixels // PIXELS_PER_TOKEN + 2)
+    crop = b.crop_max_pixels // PIXEL_UNIT + 2
+    frames = r.executor.max_frames * (b.frame_max_pixels // PIXEL_UNIT + 2)
     return max(crop, frames) + OBSERVATION_TEXT_TOKENS
 
 
