@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-cpu
 
-.PHONY: install install-gpu apply-patches browser demo smoke-gpu reproduce test test-fast lint format bench clean-venv
+.PHONY: install install-gpu apply-patches browser demo trap smoke-gpu reproduce test test-fast lint format bench clean-venv
 
 install: $(STAMP)  ## create .venv with the pinned CPU stack (fast when nothing changed)
 
@@ -42,6 +42,9 @@ browser:  ## headless Chromium from Debian's packages, for the viewer's browser 
 
 demo: install  ## the whole pipeline on the tiny model (≈5 min on 2 cores)
 	$(VENV)/bin/pixelctl demo
+
+trap: install  ## the learning trap at tiny scale: RL with curiosity on/off, 3 seeds (docs/learning-trap.md)
+	$(VENV)/bin/pixelctl demo --trap
 
 # One GPU, ≈10 min: a Ray head if none answers, 6 prompts, the smoke recipe, then the checks
 # (tests/helpers/smoke_check.py) and the peak GPU memory sampled by nvidia-smi.

@@ -40,3 +40,38 @@ def test_small_demo_runs_every_stage(tmp_path):
         plan = (run / "plan.txt").read_text()
         assert str(demo / expect) in plan, plan
     assert "What each stage changed" in res.output
+
+
+def test_small_trap_writes_curves_table_and_picture(tmp_path):
+    """`pixelctl demo --trap` at CI size with one seed: both conditions from one SFT model."""
+    from pixelctl.cli.demo import TRAP_KEYS, run_trap
+
+    trap = run_trap(tmp_path, "small", seeds=(0,))
+    meta = json.loads((trap / "meta.json").read_text())
+    assert (meta["stage"], meta["status"]) == ("trap", "ok")
+    [sft] = [p for p in (trap / "sft").iterdir() if not p.is_symlink()]  # one SFT checkpoint
+    rl_runs = sorted(
+        p.name.split("-", 3)[-1] for p in (trap / "rl").iterdir() if not p.is_symlink()
+    )
+    assert rl_runs == ["alpha0-seed0", "alpha0.5-seed0"]
+    for run in (trap / "rl").iterdir():
+        if not run.is_symlink():
+            assert (
+                str(sft) in (run / "config.yaml").read_text()
+                or "sft/tiny_cpu-latest" in (run / "config.yaml").read_text()
+            )
+    data = json.loads((trap / "trap.json").read_text())
+    assert sorted(data["runs"]) == ["curiosity off (α=0)", "curiosity on (α=0.5)"]
+    for seeds in data["runs"].values():
+        rows = seeds["0"]
+        assert [r["round"] for r in rows] == [1, 2]
+        assert all(set(TRAP_KEYS) <= set(r) for r in rows)
+    # curiosity is paid only when it is on
+    off = data["runs"]["curiosity off (α=0)"]["0"]
+    assert all(r["curiosity"] == 0.0 for r in off)
+    assert set(data["final"]) == set(data["runs"])
+    svg = (trap / "trap.svg").read_text()
+    assert svg.count('class="chart"') == 6 and svg.startswith("<svg")
+    html = (trap / "report" / "index.html").read_text()
+    assert "the last RL round, mean ± sd over seeds" in html
+    assert '"status": "running"' not in html and "running" not in meta["status"]

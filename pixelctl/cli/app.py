@@ -193,15 +193,27 @@ def demo(
         str, typer.Option(help="full (≈5 min on 2 cores) or small (CI, ≈1 min).")
     ] = "full",
     out: Annotated[Path, typer.Option(help="Where the demo directory is created.")] = Path("runs"),
+    seed: Annotated[int, typer.Option(help="Training seed (SFT and RL); same scenes.")] = 0,
+    trap: Annotated[
+        bool,
+        typer.Option(
+            "--trap",
+            help="The learning trap instead: RL from one SFT checkpoint with curiosity on "
+            "(α=0.5) and off (α=0), 3 seeds each; curves in trap.svg and the report.",
+        ),
+    ] = False,
 ) -> None:
     """The whole pipeline on the tiny model: synth → sft → rl → eval, with a summary table."""
-    from pixelctl.cli.demo import SIZES, run_demo
+    from pixelctl.cli.demo import SIZES, run_demo, run_trap
     from pixelctl.errors import StageError
 
     if size not in SIZES:
         raise _fail(f"--size {size!r}: choose one of {', '.join(SIZES)}")
     try:
-        run_demo(out, size)
+        if trap:
+            run_trap(out, size)
+        else:
+            run_demo(out, size, seed=seed)
     except (RecipeError, StageError) as exc:
         raise _fail(f"pixelctl demo: {exc}", code=1) from None
 

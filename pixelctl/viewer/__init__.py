@@ -24,8 +24,10 @@ def collect_stages(run_dir: Path, limits: Limits, size: Size) -> list[StageRepor
     """A StageReport per stage run found at `run_dir` (itself, or its sub-folders)."""
     from pixelctl.viewer.datasets import collect_sft, collect_synth
     from pixelctl.viewer.stages import collect_eval, collect_rl
+    from pixelctl.viewer.trap import collect_trap
 
     collectors = {
+        "trap": collect_trap,
         "rl": collect_rl,
         "eval": collect_eval,
         "sft": collect_sft,
