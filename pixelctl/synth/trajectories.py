@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.executor import ExecutorSettings, Observation, Session, ToolCall
+from pixelctl.models.qwen import IM_END, IM_START, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from pixelctl.prompt import assistant_message, build_messages, format_tool_call, observation_message
 from pixelctl.synth.operations import Op, correct_op, frames_words, where_words, wrong_op
 from pixelctl.synth.plan import Assignment
@@ -178,14 +179,18 @@ def make_jobs(a: Assignment, kind: str, rep: Reexecuted, out: Path) -> dict[str,
     return jobs
 
 
-_TOOL_RE = re.compile(r"<tool_call>.*?(</tool_call>|$)", re.DOTALL)
+_OPEN, _CLOSE = re.escape(TOOL_CALL_OPEN), re.escape(TOOL_CALL_CLOSE)
+_TOOL_RE = re.compile(f"{_OPEN}.*?({_CLOSE}|$)", re.DOTALL)
+_MARKERS_RE = re.compile(
+    "|".join(map(re.escape, (IM_START, IM_END, TOOL_CALL_OPEN, TOOL_CALL_CLOSE)))
+)
 _BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
 def clean(text: str) -> str:
     """Writer text made safe to embed: no tool calls, chat markers or competing \\boxed{}."""
     text = _TOOL_RE.sub("", text)
-    text = re.sub(r"<\|im_(start|end)\|>|</?tool_call>", "", text)
+    text = _MARKERS_RE.sub("", text)
     return _BOXED_RE.sub(r"\1", text).strip()
 
 
