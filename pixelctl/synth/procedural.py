@@ -30,6 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pixelctl.executor.geometry import smart_resize
 from pixelctl.executor.settings import PixelBounds
+from pixelctl.models.qwen import FACTOR
+from pixelctl.rundir import jsonl_rows
 
 WHOLE_PX = 6.0  # detail height in the model's whole view: present, but a fifth of a 28-px token
 CROP_MIN_PX = 16.0  # after the zoom: the detail spans most of a token, which the model can read
@@ -68,7 +70,7 @@ class Legibility:
 
 
 def _fit_scale(h: float, w: float, lo: int, hi: int) -> float:
-    rh, rw = smart_resize(max(1, round(h)), max(1, round(w)), 28, lo, hi)
+    rh, rw = smart_resize(max(1, round(h)), max(1, round(w)), FACTOR, lo, hi)
     return min(rw / w, rh / h)
 
 
@@ -297,18 +299,18 @@ def eval_records(seed_file: Path, out: Path) -> list[dict[str, Any]]:
     """The held-out split in the authors' layout, image paths relative to `out`."""
     rel = seed_file.parent.relative_to(out).as_posix()
     recs = []
-    for text in seed_file.read_text(encoding="utf-8").splitlines():
-        if text.strip():
-            s = json.loads(text)
-            recs.append(
-                {
-                    "qid": s["id"],
-                    "question": s["question"],
-                    "image": [f"{rel}/{s['image']}"],
-                    "answer": s["answer"],
-                    "is_video": False,
-                    "options": s["options"],
-                    "task": s["task"],
-                }
-            )
+    for number, s in jsonl_rows(seed_file):  # our own file, written whole
+        if isinstance(s, json.JSONDecodeError):
+            raise ValueError(f"{seed_file}, line {number}: not valid JSON ({s.msg})")
+        recs.append(
+            {
+                "qid": s["id"],
+                "question": s["question"],
+                "image": [f"{rel}/{s['image']}"],
+                "answer": s["answer"],
+                "is_video": False,
+                "options": s["options"],
+                "task": s["task"],
+            }
+        )
     return recs
