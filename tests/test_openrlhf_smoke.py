@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pixelctl.config import load_recipe
-from pixelctl.engines.openrlhf import smoke_plugin, stage
+from pixelctl.engines.openrlhf import smoke_plugin, submit
 from pixelctl.engines.openrlhf.data import PromptBudget, convert, label_json, render_prompt
 from pixelctl.engines.openrlhf.flags import max_len
 from pixelctl.engines.openrlhf.job import env_vars
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def test_dry_run(tmp_path):
     loaded = load_recipe(ROOT / "recipes/smoke_1gpu.yaml", [f"launch.runs_root={tmp_path}"])
-    text = stage.plan(loaded)
+    text = submit.plan(loaded)
     assert "the smoke plugin: one scripted crop on turn 1" in text
     assert "each episode's last round has 1 prompts" in text
     assert "--ckpt.save_steps 1" in text and "--ds.zero_stage 3" in text
