@@ -99,7 +99,9 @@ def test_cpu_plan_has_no_launcher_and_bad_inputs_are_recipe_errors(tmp_path: Pat
                 [f"sft.data=[{data}]", "sft.global_batch_size=6"],
             )
         )
+    missing = load_recipe(ROOT / "recipes" / "tiny_cpu.yaml", [f"sft.data=[{tmp_path / 'none'}]"])
+    text = stage.plan(missing)  # a dry run before synth has run: the plan, with a warning
+    assert f"data: {tmp_path / 'none'}  (MISSING)" in text
+    assert "run `pixelctl synth` first" in text
     with pytest.raises(StageError, match="run `pixelctl synth` first"):
-        stage.plan(
-            load_recipe(ROOT / "recipes" / "tiny_cpu.yaml", [f"sft.data=[{tmp_path / 'none'}]"])
-        )
+        stage.preflight(missing)  # before a run directory is made
