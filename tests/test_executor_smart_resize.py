@@ -39,3 +39,14 @@ def test_identical_to_qwen_vl_utils_over_many_sizes_and_bounds():
             assert smart_resize(h, w, 28, lo, hi) == theirs, (h, w, lo, hi)
             checked += 1
     assert checked > 10000
+
+
+def test_visual_tokens_counts_merged_28px_units_of_the_fitted_size():
+    from pixelctl.executor import visual_tokens
+
+    assert visual_tokens(28, 28) == 4  # raised to the 4-unit minimum: 56×56
+    assert visual_tokens(300, 100) == 11 * 4  # 308×112
+    b = TRAIN_BOUNDS  # a 1080p frame under the train input cap: 924×1652
+    assert visual_tokens(1080, 1920, b.image_min_pixels, b.image_max_pixels) == 33 * 59
+    with pytest.raises(ValueError):
+        visual_tokens(1, 300)  # an aspect ratio past 200, as smart_resize

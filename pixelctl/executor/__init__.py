@@ -4,7 +4,7 @@ One implementation used by synth, sft, rl (both engines) and eval. Pure apart fr
 no torch, transformers or vllm. See docs/executor.md for box modes, numbering and bounds.
 """
 
-from pixelctl.executor.geometry import smart_resize
+from pixelctl.executor.geometry import smart_resize, visual_tokens
 from pixelctl.executor.images import ImageCache, ImageLoadError, image_cache
 from pixelctl.executor.observe import CROP_TOOL, FRAMES_TOOL, Observation, ToolError
 from pixelctl.executor.parse import ParsedTurn, ToolCall, parse_tool_call
@@ -35,4 +35,5 @@ __all__ = [
     "parse_tool_call",
     "smart_resize",
     "thread_pool",
+    "visual_tokens",
 ]

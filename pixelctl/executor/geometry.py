@@ -61,6 +61,15 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def visual_tokens(
+    height: int, width: int, min_pixels: int | None = None, max_pixels: int | None = None
+) -> int:
+    """Merged visual tokens Qwen2.5-VL spends on one image (or video frame) of this size: one
+    per `FACTOR`×`FACTOR` px of its `smart_resize`d size. Raises ValueError as smart_resize."""
+    h, w = smart_resize(height, width, FACTOR, min_pixels, max_pixels)
+    return (h // FACTOR) * (w // FACTOR)
+
+
 def _number(value: Any) -> float | None:
     """The value as a finite float, or None for bools, non-numbers, NaN, inf and overflowing ints."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pixelctl.models.qwen import FACTOR
 from pixelctl.sft.load import load_records
 from pixelctl.sft.records import LoadResult, Record, Skipped
 
@@ -45,12 +44,11 @@ def load_processor(recipe: Any, path: str | None = None) -> Any:
 
 def visual_tokens(width: int, height: int, processor: Any, frames: int = 1) -> int:
     """Tokens the processor emits for an image (or `frames` video frames) of this size."""
-    from pixelctl.executor import smart_resize
+    from pixelctl.executor import visual_tokens
 
     size = processor.image_processor.size
     lo, hi = size["shortest_edge"], size["longest_edge"]
-    h, w = smart_resize(height, width, FACTOR, lo, hi)
-    per_frame = (h // FACTOR) * (w // FACTOR)
+    per_frame = visual_tokens(height, width, lo, hi)
     return per_frame if frames == 1 else math.ceil(frames / 2) * per_frame
 
 

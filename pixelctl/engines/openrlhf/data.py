@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl.agent import Query
-from pixelctl.executor import smart_resize
-from pixelctl.models.qwen import FACTOR
+from pixelctl.executor import visual_tokens
 from pixelctl.prompt import build_messages
 from pixelctl.queries import load_queries
 from pixelctl.rejects import Reject
@@ -126,8 +125,7 @@ class PromptBudget:
             if video
             else (self.image_min_pixels, self.image_max_pixels)
         )
-        h, w = smart_resize(height, width, FACTOR, lo, hi)
-        return (h // FACTOR) * (w // FACTOR)
+        return visual_tokens(height, width, lo, hi)
 
     def prompt_tokens(self, query: Query, prompt: str) -> int:
         """Raises OSError (unreadable image) or ValueError (extreme aspect ratio)."""

@@ -37,7 +37,7 @@ from pixelctl.agent import Rollout, SamplingPlan
 from pixelctl.engines.openrlhf.data import parse_label
 from pixelctl.engines.openrlhf.job import EXECUTOR_ENV, PROMPT_ENV, REWARD_ENV, ROLLOUT_ENV
 from pixelctl.executor import ExecutorSettings, Session
-from pixelctl.models.qwen import FACTOR, IM_END, IMAGE_MARKUP, turn_header
+from pixelctl.models.qwen import IM_END, IMAGE_MARKUP, turn_header
 from pixelctl.rl.rewards import RolloutView, shaped_rewards, view_rollout
 
 LOG = "pixelctl/"  # extra_logs prefix: the group hook reads these, the trainer logs them
@@ -209,7 +209,7 @@ class AgentInstance(AgentInstanceBase):
     def _tokens(self, feedback: str, images: list) -> int:
         """An observation's tokens: the text (one pad per image) plus each image's visual
         tokens, which the processor takes from the image size (already fitted to the bounds)."""
-        from pixelctl.executor import smart_resize
+        from pixelctl.executor import visual_tokens
 
         tok = self.turn.tokenizer
         inner = getattr(tok, "tokenizer", tok)
@@ -217,8 +217,7 @@ class AgentInstance(AgentInstanceBase):
         size = getattr(getattr(tok, "image_processor", None), "size", None) or {}
         lo, hi = size.get("shortest_edge"), size.get("longest_edge")
         for im in images:
-            h, w = smart_resize(im.height, im.width, FACTOR, lo, hi)
-            n += (h // FACTOR) * (w // FACTOR)
+            n += visual_tokens(im.height, im.width, lo, hi)
         return n
 
     def _next_sampling(self, params: Any) -> Any:
