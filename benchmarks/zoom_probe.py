@@ -87,7 +87,7 @@ def main() -> None:
 
     from pixelctl.config import load_recipe
     from pixelctl.models.resolve import resolve_model
-    from pixelctl.synth.procedural import generate_split
+    from pixelctl.synth.procedural import KINDS, generate_split
 
     torch.set_num_threads(2)
     recipe = load_recipe(RECIPE, []).recipe
@@ -105,6 +105,7 @@ def main() -> None:
             canvas_min=canvas,
             canvas_max=canvas,
             bounds=settings.bounds,
+            kinds=KINDS,  # every drawable task, the mix's and the ones left out of it
         )
         rows = [json.loads(line) for line in seed_file.read_text().splitlines()]
         items = views(out, rows, settings, canvas)
@@ -114,7 +115,7 @@ def main() -> None:
     )
     print("| task | scenes | chance | whole view | crop | crop / whole |")
     print("|---|---|---|---|---|---|")
-    for task in ("digit", "shape", "count", "relative"):
+    for task in KINDS:
         mine = [it for it in items if it[3] == task]
         if len(mine) < 8:
             continue

@@ -40,6 +40,9 @@ def test_small_demo_runs_every_stage(tmp_path):
         plan = (run / "plan.txt").read_text()
         assert str(demo / expect) in plan, plan
     assert "What each stage changed" in res.output
+    # the report is written after the demo's meta.json says how it ended, never "running"
+    html = (demo / "report" / "index.html").read_text()
+    assert "<td>status</td><td>ok</td>" in html and "<td>running</td>" not in html
 
 
 def test_small_trap_writes_curves_table_and_picture(tmp_path):
@@ -74,4 +77,4 @@ def test_small_trap_writes_curves_table_and_picture(tmp_path):
     assert svg.count('class="chart"') == 6 and svg.startswith("<svg")
     html = (trap / "report" / "index.html").read_text()
     assert "the last RL round, mean ± sd over seeds" in html
-    assert '"status": "running"' not in html and "running" not in meta["status"]
+    assert "<td>status</td><td>ok</td>" in html and "<td>running</td>" not in html
