@@ -111,9 +111,7 @@ def score_command(path: Path | str, benchmark: str | None = None, as_json: bool 
         shown = {b: {k: v for k, v in m.items() if k != "metric"} for b, m in result.items()}
         print(json.dumps(shown, indent=2))
         return 0
-    from rich.console import Console
+    from pixelctl.evaluation.table import console, render
 
-    from pixelctl.evaluation.table import render
-
-    Console().print(render(result, title=f"pixelctl score {path.name}"))
+    console().print(render(result, title=f"pixelctl score {path.name}"))
     return 0

@@ -58,6 +58,15 @@ def rows(metrics: dict[str, dict[str, Any]]) -> list[list[str]]:
     return out
 
 
+def console() -> Any:
+    """A rich console for the table: the terminal's width, or (a pipe, a file, a log) wide
+    enough for every column, since rich would otherwise fold a table at 80 characters."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=max(out.width, 160))
+
+
 def render(metrics: dict[str, dict[str, Any]], title: str = "pixelctl eval vs. paper Table 1"):
     """A `rich.table.Table` of `rows(metrics)`."""
     from rich.table import Table

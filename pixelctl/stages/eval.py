@@ -15,8 +15,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from pixelctl.config import LoadedRecipe, RecipeError
 from pixelctl.rundir import RunDir
 
@@ -180,10 +178,11 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
     from pixelctl.evaluation.metrics import summarize
     from pixelctl.evaluation.released import released_title
     from pixelctl.evaluation.runner import run_eval
+    from pixelctl.evaluation.table import console as table_console
     from pixelctl.evaluation.table import render
     from pixelctl.rundir import kill_point
 
-    console, ev = Console(), loaded.recipe.eval
+    console, ev = table_console(), loaded.recipe.eval
     device = "cpu" if ev.backend == "openai" else _device(loaded)
     model = "" if ev.backend == "openai" else _model(loaded)
     queries, rejects = _load(loaded)
