@@ -83,8 +83,9 @@ def test_every_seed_once_with_bounded_retries_under_injected_faults(tmp_path: Pa
 
 
 def test_retries_stop_at_the_limit_and_the_seed_is_rejected(tmp_path: Path) -> None:
-    def bad(body: dict) -> bool:  # the describe job of the counting seeds always fails
-        return "Describe what the whole" in last_user_text(body) and "dots" in last_user_text(body)
+    def bad(body: dict) -> bool:  # the describe job of the left/right seeds always fails
+        text = last_user_text(body)
+        return "Describe what the whole" in text and "left or to the right" in text
 
     out = tmp_path / "out"
     with FakeOpenAIServer(fault=fail_always("500", bad)) as srv:
