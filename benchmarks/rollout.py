@@ -34,21 +34,27 @@ PHASES = ("generation", "executor", "reward", "update")
 
 
 def force_tool_calls(engine: loop.LocalEngine) -> None:
-    """First turn: a crop of the top-left quarter; later turns: the model as it is."""
+    """First turn: a crop of the top-left quarter; later turns: the model as it is. The engine
+    is token-in/out, so the scripted turn comes with its ids (fed as the backend feeds them)."""
     real = engine.generate
+    tok = real.processor.tokenizer
+    call = format_tool_call(
+        "crop_image_normalized", {"bbox_2d": [0.1, 0.1, 0.5, 0.5], "target_image": 1}
+    )
+    text = "Look closer. " + call
+    ids = (*tok.encode(text), tok.eos_token_id)
 
-    def generate(convs, samplings):
-        out = real(convs, samplings)
-        call = format_tool_call(
-            "crop_image_normalized", {"bbox_2d": [0.1, 0.1, 0.5, 0.5], "target_image": 1}
-        )
-        return [
-            Generation("Look closer. " + call, g.prompt_tokens, g.completion_tokens)
-            if len(conv) == 2
-            else g
-            for conv, g in zip(convs, out, strict=True)
-        ]
+    def generate(convs, samplings, traces):
+        out = real(convs, samplings, traces=traces)
+        gens = []
+        for conv, trace, g in zip(convs, traces, out, strict=True):
+            if trace is None:  # the first turn
+                fed, vis = real.fragment(conv, None)
+                g = Generation(text, g.prompt_tokens, len(ids), tuple(fed), vis, ids)
+            gens.append(g)
+        return gens
 
+    generate.token_io = True
     engine.generate = generate
 
 
