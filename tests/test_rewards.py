@@ -280,20 +280,23 @@ def test_advantages_sum_to_zero_per_group(values, repeats):
 
 # ---------------------------------------------------------------------------- the rollout view
 def rollout_with(calls, *, final_error=False, video=False):
-    """What pixelctl.agent.Outcome / Rollout expose to the view (CallRecord-like calls)."""
+    """What pixelctl.agent.Outcome / Rollout expose to the view (CallRecord-like calls): each
+    call is (executed, name), name None for a call that did not parse."""
     return SimpleNamespace(
-        calls=[SimpleNamespace(executed=e) for e in calls],
+        calls=[SimpleNamespace(executed=e, name=n) for e, n in calls],
         final_error=final_error,
         query=SimpleNamespace(is_video=video),
     )
 
 
 def test_view_counts_attempts_or_executed_calls():
-    r = rollout_with([False, True, False], final_error=True, video=True)  # 2 malformed/refused
+    crop = "crop_image_normalized"
+    # refused by a limit, ran, and malformed (the executor ran it: it counts toward its limit)
+    r = rollout_with([(False, crop), (True, crop), (True, None)], final_error=True, video=True)
     attempts = view_rollout(r, 1.0)
     assert attempts == RolloutView(1.0, 3, True, True, n_attempts=3, n_operations=1)
     assert view_rollout(r, 1.0, count="executed").n_calls == 1
-    only_malformed = [rollout_with([False])] + [rollout_with([])] * 7
+    only_malformed = [rollout_with([(True, None)])] + [rollout_with([])] * 7
     by_attempts = shape_group([view_rollout(o, 0.0) for o in only_malformed])
     by_executed = shape_group([view_rollout(o, 0.0, count="executed") for o in only_malformed])
     assert by_attempts.stats.rapr == 1 / 8 and by_attempts.rewards[0] == pytest.approx(0.0875)
@@ -311,6 +314,13 @@ def test_view_reads_a_real_agent_outcome():
     view = view_rollout(outcome, 0.0)
     assert (view.n_calls, view.n_operations, view.is_video) == (1, 0, True)
     assert view.final_error == outcome.final_error
+    # the executor runs a malformed call (it counts toward the operation limit, as in the
+    # reference), but `executed` does not count it as pixel-space reasoning
+    ran = CallRecord(0, None, None, executed=True, ok=False, error="malformed", n_images=0)
+    malformed = Outcome(query, [], [ran], ["x"], "answer")
+    assert malformed.n_operations == 1
+    assert view_rollout(malformed, 0.0, count="executed").n_calls == 0
+    assert view_rollout(malformed, 0.0).n_calls == 1
 
 
 def test_view_logs_round_trip_and_refuse_missing_fields():

@@ -246,7 +246,7 @@ class RewardConfig(Section):
         "attempts",
         description="What counts as pixel-space reasoning (RaPR, curiosity, penalty): "
         "'attempts' = every tool-call attempt, malformed ones included (the reference); "
-        "'executed' = only calls the executor ran.",
+        "'executed' = only well-formed calls the executor ran.",
     )
 
 

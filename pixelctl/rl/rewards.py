@@ -13,7 +13,9 @@ compare against the released checkpoints:
 "Used pixel-space reasoning" means ``n_calls > 0``. What ``n_calls`` counts is the recipe's
 ``rl.reward.count``: ``attempts`` (default) counts every tool-call attempt, malformed, failed
 and unexecuted ones included, which is what the reference code counts (the paper gives no
-narrower definition); ``executed`` counts only the calls the executor ran (``n_operations``).
+narrower definition); ``executed`` counts only well-formed calls the executor ran
+(``n_operations``): a call that did not parse as a known tool counts toward the executor's
+operation limit, as in the reference, but is not pixel-space reasoning here.
 ``r_acc`` is ``max(correct, 0)``: an unparsable answer (-1) is simply wrong. ``final_error`` is ignored (the paper has no such rule).
 
 ``reference`` (the authors' OpenRLHF fork), for rollouts with n_calls > 0::
@@ -103,13 +105,14 @@ class RolloutView:
 
 def view_rollout(rollout: Any, correct: float, *, count: Count = "attempts") -> RolloutView:
     """The reward's view of an agent rollout, finished or not: a ``pixelctl.agent.Outcome`` or
-    ``Rollout``, or anything with ``calls`` (each with ``executed``), ``final_error`` and
-    ``is_video`` (or ``query.is_video``). The one place a rollout becomes reward input."""
+    ``Rollout``, or anything with ``calls`` (each with ``executed`` and ``name``, None for a
+    call that did not parse), ``final_error`` and ``is_video`` (or ``query.is_video``). The one
+    place a rollout becomes reward input."""
     if count not in COUNTS:
         raise ValueError(f"unknown rl.reward.count {count!r}; choose one of {COUNTS}")
     calls = list(_field(rollout, "calls", None) or [])
     attempts = len(calls)
-    operations = sum(bool(_field(c, "executed", False)) for c in calls)
+    operations = sum(_operation(c) for c in calls)
     video = _field(rollout, "is_video", None)
     if video is None:
         video = _field(_field(rollout, "query", None), "is_video", False)
@@ -123,6 +126,11 @@ def view_rollout(rollout: Any, correct: float, *, count: Count = "attempts") -> 
             n_operations=operations,
         )
     )
+
+
+def _operation(call: Any) -> bool:
+    """A well-formed call that the executor ran (successfully or not)."""
+    return bool(_field(call, "executed", False)) and _field(call, "name", None) is not None
 
 
 @dataclass(frozen=True)

@@ -178,9 +178,7 @@ class LocalEngine:
             o.correct = paper_compat_score(o.response, [str(a) for a in answers], training=True)
         rewards, parts = [], {"curiosity": 0.0, "penalty": 0.0, "rapr": 0.0}
         for g in range(0, len(outcomes), n):
-            views = [
-                view_rollout(o, o.correct, count=rl.reward.count) for o in outcomes[g : g + n]
-            ]
+            views = [view_rollout(o, o.correct, count=rl.reward.count) for o in outcomes[g : g + n]]
             shaped = shape_group(
                 views,
                 mode=rl.reward.mode,
@@ -286,7 +284,8 @@ class LocalEngine:
             "well_formed_calls": _well_formed(outcomes),
             # both readings of "used pixel-space reasoning", whichever rl.reward.count rewards
             "rapr_attempts": sum(o.n_calls > 0 for o in outcomes) / len(outcomes),
-            "rapr_executed": sum(o.n_operations > 0 for o in outcomes) / len(outcomes),
+            "rapr_executed": sum(view_rollout(o, o.correct).n_operations > 0 for o in outcomes)
+            / len(outcomes),
             **info,
             **{f"time_{k}": round(v, 4) for k, v in times.items()},
         }
