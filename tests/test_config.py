@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pixelctl.cli.derived import derive
 from pixelctl.config import Recipe, RecipeError, load_recipe, schema_paths
-from pixelctl.config.derived import derive
 from pixelctl.config.report import changes
 
 

@@ -40,7 +40,7 @@ def test_paper_recipe_estimate():
 
 
 def test_validate_prints_it(tmp_path):
-    from pixelctl.config.derived import derive
+    from pixelctl.cli.derived import derive
 
     recipe = load_recipe(ROOT / "recipes/7b_a800.yaml", ["launch.rl.host_memory_gb=100"]).recipe
     rows = {d.name: d for d in derive(recipe)[0] if d.stage == "rl"}

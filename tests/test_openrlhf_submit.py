@@ -54,7 +54,7 @@ def test_parse_step_keeps_numbers_only():
 
 
 def test_plan_and_validate_agree_on_the_rounds(tmp_path):
-    from pixelctl.config.derived import derive
+    from pixelctl.cli.derived import derive
 
     rec = loaded(tmp_path)
     rounds = next(d for d in derive(rec.recipe)[0] if d.name == "rounds")

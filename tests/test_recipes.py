@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from pixelctl.cli.derived import derive
 from pixelctl.config import load_recipe
-from pixelctl.config.derived import derive
 
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
 

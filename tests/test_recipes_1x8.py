@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelctl.cli.derived import derive
 from pixelctl.config import load_recipe
-from pixelctl.config.derived import derive
 from pixelctl.engines.openrlhf.flags import render_flags
 from pixelctl.engines.openrlhf.job import run_paths
 from tests.test_openrlhf_flags import openrlhf_parser

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pixelctl.cli.derived import derive
 from pixelctl.config import load_recipe
-from pixelctl.config.derived import derive
 from pixelctl.config.schema import Recipe
 from pixelctl.rl.schedule import plan_schedule
 

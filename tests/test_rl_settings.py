@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pixelctl.cli.derived import derive, ignored_settings
 from pixelctl.config import load_recipe
-from pixelctl.config.derived import derive, ignored_settings
 from pixelctl.config.schema import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -92,8 +92,8 @@ def validate(
     ] = False,
 ) -> None:
     """Check a recipe: every error at once, what it changes from the defaults, derived numbers."""
+    from pixelctl.cli.derived import derive
     from pixelctl.cli.views import show_validation
-    from pixelctl.config.derived import derive
 
     if stage is not None and stage not in STAGES:
         raise _fail(f"--stage {stage!r}: choose one of {', '.join(STAGES)}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pixelctl.cli.derived import derive
 from pixelctl.config import LoadedRecipe
-from pixelctl.config.derived import derive
 
 # docs/method.md §9: RL on 4×8 A800 for ~20 hours, for the paper's 90 rounds (ceil(15000/512) × 3).
 PAPER_RL_GPU_HOURS, PAPER_RL_ROUNDS = 4 * 8 * 20, 90

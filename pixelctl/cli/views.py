@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pixelctl.config.derived import Derived
+from pixelctl.cli.derived import Derived
 from pixelctl.config.loader import LoadedRecipe
 from pixelctl.config.report import changes
 
