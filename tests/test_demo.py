@@ -46,10 +46,12 @@ def test_small_demo_runs_every_stage(tmp_path):
 
 
 def test_small_trap_writes_curves_table_and_picture(tmp_path):
-    """`pixelctl demo --trap` at CI size with one seed: both conditions from one SFT model."""
+    """`pixelctl demo --trap` at CI size with one seed: both conditions from one SFT model.
+    The held-out evals are left out here (the demo test runs the same eval stage), which keeps
+    this test to one SFT and two short RL runs."""
     from pixelctl.cli.demo import TRAP_KEYS, run_trap
 
-    trap = run_trap(tmp_path, "small", seeds=(0,))
+    trap = run_trap(tmp_path, "small", seeds=(0,), evaluate=False)
     meta = json.loads((trap / "meta.json").read_text())
     assert (meta["stage"], meta["status"]) == ("trap", "ok")
     [sft] = [p for p in (trap / "sft").iterdir() if not p.is_symlink()]  # one SFT checkpoint
