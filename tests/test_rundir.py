@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -144,7 +145,7 @@ def test_resume_a_killed_run_but_not_a_live_one(tmp_path):
     run = make(tmp_path)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        start = open(f"/proc/{live.pid}/stat").read().rsplit(")", 1)[-1].split()[19]
+        start = Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
         run.update_meta(pid=live.pid, process_start=start)
         with pytest.raises(RunDirError, match="still running"):
             RunDir.resume(run.path, "sft")

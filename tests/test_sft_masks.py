@@ -26,6 +26,7 @@ def trained_spans(mask) -> list[tuple[int, int]]:
             start = None
     return spans
 
+
 # A toy vocabulary: 1 <|im_start|>, 2 <|im_end|>, 3 "\n", 4 "\n\n" (a merged newline),
 # 10/11/12 the role words, 20..23 vision tokens, 100+ ordinary text.
 IM_START, IM_END, NL, NLNL = 1, 2, 3, 4

@@ -436,7 +436,9 @@ class RLLaunch(ClusterLayout):
     colocate: bool = Field(True, description="Actor and vLLM engines share GPUs (sleep mode).")
     ray_address: str = Field("http://127.0.0.1:8265", description="Ray dashboard/job address.")
     host_memory_gb: float | None = Field(
-        None, gt=0, description="Host RAM of the node running OpenRLHF's PPOTrainer (validate warns)."
+        None,
+        gt=0,
+        description="Host RAM of the node running OpenRLHF's PPOTrainer (validate warns).",
     )
     smoke_plugin: bool = Field(
         False, description="Bring-up only: force one scripted crop on turn 1 (make smoke-gpu)."

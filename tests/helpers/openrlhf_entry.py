@@ -171,9 +171,7 @@ def main() -> None:
     # (the job's own upload of pixelctl, by its URI: a task may not name local paths)
     pixelctl_uri = ray.get_runtime_context().runtime_env["py_modules"][0]
     unpatched = (
-        ray.remote(num_cpus=0)(Started)
-        .options(runtime_env={"py_modules": [pixelctl_uri]})
-        .remote()
+        ray.remote(num_cpus=0)(Started).options(runtime_env={"py_modules": [pixelctl_uri]}).remote()
     )
     try:  # an actor, as OpenRLHF's engines and trainer are: its death carries Ray's exit detail
         report["unpatched"] = ray.get(unpatched.ping.remote(), timeout=60)

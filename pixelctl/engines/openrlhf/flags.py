@@ -163,7 +163,9 @@ FLAG_TABLE: tuple[Flag, ...] = (
         "rl.optim.clip_low, rl.optim.clip_high",
         lambda r, p: (r.rl.optim.clip_low, r.rl.optim.clip_high),
     ),
-    Flag("--actor.loss_agg_mode", "token-level mean (docs/method.md §5)", lambda r, p: "token-mean"),
+    Flag(
+        "--actor.loss_agg_mode", "token-level mean (docs/method.md §5)", lambda r, p: "token-mean"
+    ),
     Flag(
         "--actor.entropy_coef",
         "rl.optim.entropy_coef",
