@@ -4,8 +4,11 @@ W&B key kept out of every file, text and command pixelctl shows or saves.
 The W&B tests never need wandb (not a pixelctl dependency, not installed here): OpenRLHF runs
 wandb inside the job, so what pixelctl must get right is what it renders, saves and submits.
 The submission goes through the real `_submit` (subprocess, log tee, metrics) to a stand-in
-`ray` executable on PATH that records the runtime env it was given: that is the one place the
-key must arrive, and the fake stands in for the Ray CLI only.
+`ray` executable on PATH. The stand-in parses the command line with Ray's own `ray job submit`
+command (click) and builds the runtime env with Ray's own `parse_runtime_env_args`, exactly as
+the real CLI does before it contacts the cluster, and records that env: a flag Ray does not take
+fails here. Only the HTTP submission to a cluster is left out; that path runs for real, against
+a local Ray head, in test_openrlhf_ray.py.
 """
 
 from __future__ import annotations
@@ -168,9 +171,14 @@ def test_a_stage_refuses_before_its_run_directory(tmp_path: Path, monkeypatch) -
 
 FAKE_RAY = """#!{python}
 import json, sys
+from ray.dashboard.modules.dashboard_sdk import parse_runtime_env_args
+from ray.dashboard.modules.job.cli import submit
 argv = sys.argv[1:]
-env = json.load(open(argv[argv.index("--runtime-env") + 1]))
-json.dump({{"argv": argv, "env": env}}, open({received!r}, "w"))
+assert argv[:2] == ["job", "submit"], argv
+ctx = submit.make_context("submit", argv[2:])  # Ray's own parser: unknown flags fail
+p = ctx.params
+env = parse_runtime_env_args(p["runtime_env"], p["runtime_env_json"], p["working_dir"])
+json.dump({{"argv": argv, "env": env, "entrypoint": list(p["entrypoint"])}}, open({received!r}, "w"))
 print("Job 'raysubmit_1' submitted successfully")
 print("(PPOTrainer pid=1) \\u2728 Global step 1: {{'policy_loss': 0.5}}")
 """
@@ -223,6 +231,15 @@ def test_the_wandb_key_reaches_the_job_and_nothing_else(tmp_path, monkeypatch, c
     run_dir, received, shown = _openrlhf_run(tmp_path, monkeypatch, capsys)
     # the job got the key in its (real) runtime env, and the flags name W&B without it
     assert received["env"]["env_vars"][WANDB_KEY_ENV] == KEY
+    assert "TOKENIZERS_PARALLELISM" not in received["env"]["env_vars"]  # train_ppo_ray sets it
+    entry = received["entrypoint"]
+    assert entry[:5] == [
+        "env",
+        "TOKENIZERS_PARALLELISM=false",
+        "python",
+        "-m",
+        "openrlhf.cli.train_ppo_ray",
+    ]
     argv = received["argv"]
     for flag, value in (
         ("--logger.wandb.key", WANDB_KEY_PLACEHOLDER),
