@@ -85,7 +85,11 @@ class HFGenerator:
             im, vi = visuals(conv)
             images += im
             videos += vi
-        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        return self._encode(texts, images, videos, padding=True)
+
+    def _encode(self, texts: list[str], images: list, videos: list, **extra: Any) -> Any:
+        """The processor on texts and their visuals, with this backend's pixel bounds."""
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", **extra}
         if images:
             kwargs["images"] = images
             kwargs["images_kwargs"] = self.image_kwargs
@@ -119,15 +123,7 @@ class HFGenerator:
             closed = trace.ids[-1] == tok.eos_token_id
             text = ("\n" if closed else end) + full[len(base) :]
             part = conv[last + 1 :]
-        images, videos = visuals(part)
-        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-        if images:
-            kwargs["images"] = images
-            kwargs["images_kwargs"] = self.image_kwargs
-        if videos:
-            kwargs["videos"] = videos
-            kwargs["videos_kwargs"] = {**self.image_kwargs, "do_sample_frames": False}
-        enc = self.processor(**kwargs)
+        enc = self._encode([text], *visuals(part))
         drop = ("input_ids", "attention_mask", "mm_token_type_ids")  # rebuilt per sequence
         vis = {k: v for k, v in enc.items() if k not in drop}
         return enc["input_ids"][0].tolist(), (vis or None)
