@@ -172,6 +172,23 @@ def test_config_shapes(model, processor):
     assert 200_000 <= sum(p.numel() for p in model.parameters()) <= 1_000_000
 
 
+def test_demo_builtin_is_the_default_twice_as_wide_with_rope_theta_1e4(
+    processor, monkeypatch, tmp_path
+):
+    calls = []
+    monkeypatch.setattr(tiny, "build_tiny_model", lambda out, **kw: calls.append(kw))
+    models._builder("tiny-qwen2.5-vl-demo")(tmp_path)
+    assert calls == [{"head_dim": 32, "rope_theta": 1e4}]
+    config = tiny.build_config(processor.tokenizer, **calls[0])
+    text, vision = config.text_config, config.vision_config
+    assert (text.hidden_size, text.intermediate_size, text.num_hidden_layers) == (128, 256, 2)
+    assert text.rope_parameters["rope_theta"] == 1e4
+    assert text.rope_parameters["mrope_section"] == [4, 6, 6]  # Qwen's 2:3:3 over 16 freqs
+    assert (vision.depth, vision.hidden_size, vision.out_hidden_size) == (1, 64, 128)
+    default = tiny.build_config(processor.tokenizer).text_config
+    assert (default.hidden_size, default.rope_parameters["rope_theta"]) == (64, 1e6)
+
+
 @pytest.mark.slow
 def test_processor_expands_image_tokens(processor):
     inputs = _inputs(processor)

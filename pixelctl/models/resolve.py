@@ -33,8 +33,12 @@ BUILTIN_MODELS: dict[str, str] = {
         "The tiny Qwen2.5-VL with attention heads of 64 (text and vision), which vLLM's kernels "
         "accept; for the one-GPU OpenRLHF smoke (make smoke-gpu)."
     ),
+    "tiny-qwen2.5-vl-demo": (
+        "The tiny Qwen2.5-VL twice as wide (hidden 128, heads of 32, ~0.8M parameters) with "
+        "rope_theta 1e4; `pixelctl demo`'s full run, which must learn to zoom on a CPU."
+    ),
 }
-_BUILD_VERSIONS = {"tiny-qwen2.5-vl": TINY_BUILD_VERSION, "tiny-qwen2.5-vl-h64": TINY_BUILD_VERSION}
+_BUILD_VERSIONS = dict.fromkeys(BUILTIN_MODELS, TINY_BUILD_VERSION)
 
 
 def cache_root() -> Path:
@@ -92,7 +96,11 @@ def _builder(name: str) -> Callable[[Path], object]:
     def h64(out_dir: Path) -> object:
         return tiny.build_tiny_model(out_dir, head_dim=64)
 
-    return {"tiny-qwen2.5-vl": tiny.build_tiny_model, "tiny-qwen2.5-vl-h64": h64}[name]
+    def demo(out_dir: Path) -> object:
+        return tiny.build_tiny_model(out_dir, head_dim=32, rope_theta=1e4)
+
+    builders = {"tiny-qwen2.5-vl": tiny.build_tiny_model, "tiny-qwen2.5-vl-h64": h64}
+    return {**builders, "tiny-qwen2.5-vl-demo": demo}[name]
 
 
 def is_complete(folder: Path) -> bool:

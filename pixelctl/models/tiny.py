@@ -81,11 +81,14 @@ def build_tiny_model(
     video_min_pixels: int = TinyBuildArgs.video_min_pixels,
     video_max_pixels: int = TinyBuildArgs.video_max_pixels,
     head_dim: int = 16,
+    rope_theta: float = 1e6,
 ) -> Path:
     """Build and save the tiny model, processor, tokenizer and generation config into out_dir.
 
     `head_dim=64` gives text and vision attention heads of 64 (vLLM's kernels need such
-    sizes; `builtin:tiny-qwen2.5-vl-h64`, the GPU smoke's model)."""
+    sizes; `builtin:tiny-qwen2.5-vl-h64`, the GPU smoke's model). `head_dim=32,
+    rope_theta=1e4` is `builtin:tiny-qwen2.5-vl-demo`: twice the width, and rotary
+    frequencies that still tell neighbouring tokens apart over a ~1,000-token conversation."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -100,7 +103,7 @@ def build_tiny_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(vocab_size=args.vocab_size)
     processor = build_processor(tokenizer, args)
-    config = build_config(tokenizer, head_dim)
+    config = build_config(tokenizer, head_dim, rope_theta)
     # fork_rng: building must not disturb the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -111,6 +114,8 @@ def build_tiny_model(
     info = {"builder": "pixelctl.models.tiny", "build_version": TINY_BUILD_VERSION, **asdict(args)}
     if head_dim != 16:
         info["head_dim"] = head_dim
+    if rope_theta != 1e6:
+        info["rope_theta"] = rope_theta
     (out_dir / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return out_dir
 
@@ -175,9 +180,10 @@ def token_ids(tokenizer: Any) -> dict[str, int]:
     return {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS + TOOL_TOKENS}
 
 
-def build_config(tokenizer: Any, head_dim: int = 16) -> Any:
+def build_config(tokenizer: Any, head_dim: int = 16, rope_theta: float = 1e6) -> Any:
     """The tiny Qwen2.5-VL config; vocab = tokenizer size, Qwen's special ids wired in.
-    `head_dim` 16 (default) or 64 (4 text heads of 64, 2 vision heads of 64)."""
+    `head_dim` 16 (default), 32 (the demo's) or 64 (4 text heads of 64, 2 vision heads of 64);
+    `rope_theta` Qwen's 1e6 by default."""
     from transformers import Qwen2_5_VLConfig
 
     ids = token_ids(tokenizer)
@@ -203,7 +209,7 @@ def build_config(tokenizer: Any, head_dim: int = 16) -> Any:
         # head_dim 16 → 8 rotary frequencies split over (time, height, width), Qwen's 2:3:3.
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 1e6,
+            "rope_theta": rope_theta,
             "mrope_section": [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16],
         },
         **eos_pad,
