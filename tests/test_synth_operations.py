@@ -131,6 +131,20 @@ def test_scene_fields_are_consistent() -> None:
         assert img.getpixel((int(x), int(y + h / 2))) == (220, 20, 20)
 
 
+def test_grid_one_puts_every_panel_at_the_canvas_centre() -> None:
+    centres = set()
+    for grid in (1, 3):
+        for i in range(30):
+            img, f = draw_scene(random.Random(f"g-{i}"), 300, 300, UPSCALING, False, grid=grid)
+            x, y, w, h = f["boxes"][0]["bbox"]
+            cx, cy = (x + w / 2) / img.width, (y + h / 2) / img.height
+            if grid == 1:
+                assert (round(cx, 3), round(cy, 3)) == (0.5, 0.5)
+            else:
+                centres.add((round(cx * 6), round(cy * 6)))  # cell centres at 1/6, 3/6, 5/6
+    assert centres == {(c, r) for c in (1, 3, 5) for r in (1, 3, 5)}
+
+
 def test_splits_are_byte_identical_and_eval_is_held_out(tmp_path: Path) -> None:
     kw = {"seed": 3, "canvas_min": 256, "canvas_max": 320, "bounds": UPSCALING}
     a = generate_split(tmp_path / "a", "train", 4, n_easy=1, **kw)

@@ -162,6 +162,11 @@ class ProceduralSeeds(Section):
     n_eval: int = Field(0, ge=0, description="Held-out procedural scenes for evaluation.")
     canvas_min: int = Field(1024, ge=256)
     canvas_max: int = Field(2048, ge=256)
+    grid: Literal[1, 3] = Field(
+        3,
+        description="Where the panel can be: the centre of one cell of a 3x3 grid (3), or the "
+        "canvas centre (1, the demo's: docs/demo.md says why).",
+    )
 
 
 class SeedSource(Section):

@@ -51,6 +51,7 @@ def procedural_seeds(recipe: Recipe, out: Path) -> list[Path]:
         "canvas_min": p.canvas_min,
         "canvas_max": p.canvas_max,
         "bounds": settings.bounds,
+        "grid": p.grid,
     }
     files = []
     if p.n_train:

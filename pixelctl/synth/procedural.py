@@ -216,8 +216,10 @@ def draw_scene(
     bounds: PixelBounds,
     easy: bool,
     kinds: tuple[str, ...] = TASK_MIX,
+    grid: int = 3,
 ) -> tuple[Image.Image, dict[str, Any]]:
-    """One scene and its seed fields (pixel box, question, answer, options, panel text)."""
+    """One scene and its seed fields (pixel box, question, answer, options, panel text).
+    The panel sits at the centre of one cell of a `grid` x `grid` grid (1: the canvas centre)."""
     w, h = rng.randint(canvas_min, canvas_max), rng.randint(canvas_min, canvas_max)
     detail = detail_size(w, h, bounds, easy)
     s = detail / PANEL_RATIO
@@ -227,8 +229,8 @@ def draw_scene(
     _clutter(draw, rng, w, h)
     # the panel sits at the centre of one cell of a 3x3 grid (the cells `where_words` names), so
     # finding it is a coarse choice the whole view supports; reading it is what needs the zoom
-    col, row = rng.randrange(3), rng.randrange(3)
-    x, y = (col + 0.5) * w / 3 - s / 2, (row + 0.5) * h / 3 - s / 2
+    col, row = rng.randrange(grid), rng.randrange(grid)
+    x, y = (col + 0.5) * w / grid - s / 2, (row + 0.5) * h / grid - s / 2
     frame = max(1, round(s / 14))
     draw.rectangle((x - frame, y - frame, x + s + frame, y + s + frame), fill=PANEL_FRAME)
     draw.rectangle((x, y, x + s, y + s), fill=(255, 255, 255))
@@ -275,6 +277,7 @@ def generate_split(
     bounds: PixelBounds,
     n_easy: int = 0,
     kinds: tuple[str, ...] = TASK_MIX,
+    grid: int = 3,
 ) -> Path:
     """Write `n` scenes under out/procedural/<split>/ and their seed file; reuse a finished one.
 
@@ -289,7 +292,9 @@ def generate_split(
     lines = []
     for i in range(n):
         rng = random.Random(f"{seed}-{split}-{i}")
-        img, fields = draw_scene(rng, canvas_min, canvas_max, bounds, easy=i < n_easy, kinds=kinds)
+        img, fields = draw_scene(
+            rng, canvas_min, canvas_max, bounds, easy=i < n_easy, kinds=kinds, grid=grid
+        )
         name = f"scene-{i:05d}.png"
         tmp = folder / f".{name}.tmp"
         img.save(tmp, format="PNG", compress_level=1)
