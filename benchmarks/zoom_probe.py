@@ -1,11 +1,12 @@
 """Does the demo's answer need the zoom? A probe with the tiny model's own eye.
 
 Not a speed benchmark: a measurement for docs/demo.md. For each procedural task it trains the
-builtin tiny model's vision tower (from its random init, the same every time) plus a linear
-read-out of its output tokens, once on the whole view exactly as the executor fits it to the
-recipe's image bounds, once on the crop of the panel exactly as the executor returns it for the
-synthesized (correct) box, and reports held-out accuracy for both next to chance. The ratio
-crop/whole is the benchmark's "baseline in the same run" comparison.
+demo model's vision tower (recipes/demo_cpu.yaml: `builtin:tiny-qwen2.5-vl-demo`, from its
+random init, the same every time) plus a linear read-out of its output tokens, once on the whole
+view exactly as the executor fits it to the recipe's image bounds, once on the crop of the panel
+exactly as the executor returns it for the synthesized (correct) box (with the recipe's padding
+and panel grid), and reports held-out accuracy for both next to chance. The ratio crop/whole is
+the benchmark's "baseline in the same run" comparison.
 
     .venv/bin/python benchmarks/zoom_probe.py            # 400 scenes, 300 steps (minutes)
     .venv/bin/python benchmarks/zoom_probe.py --quick    # 80 scenes, 30 steps (a smoke run)
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny_cpu.yaml"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo_cpu.yaml"
 
 
 def views(out: Path, rows: list[dict], settings, canvas: int) -> list[tuple]:
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--tasks", nargs="+", default=None, help="default: every drawable task")
     args = parser.parse_args()
     n, steps = (80, 30) if args.quick else (args.scenes, args.steps)
 
@@ -105,6 +107,7 @@ def main() -> None:
             canvas_min=canvas,
             canvas_max=canvas,
             bounds=settings.bounds,
+            grid=recipe.synth.procedural.grid,
             kinds=KINDS,  # every drawable task, the mix's and the ones left out of it
         )
         rows = [json.loads(line) for line in seed_file.read_text().splitlines()]
@@ -115,7 +118,7 @@ def main() -> None:
     )
     print("| task | scenes | chance | whole view | crop | crop / whole |")
     print("|---|---|---|---|---|---|")
-    for task in KINDS:
+    for task in args.tasks or KINDS:
         mine = [it for it in items if it[3] == task]
         if len(mine) < 8:
             continue

@@ -23,10 +23,10 @@ def test_small_demo_runs_every_stage(tmp_path):
     for stage in ("synth", "sft", "rl"):
         [run] = [p for p in (demo / stage).iterdir() if not p.is_symlink()]
         assert json.loads((run / "meta.json").read_text())["status"] == "ok", stage
-    synth = demo / "synth" / "tiny_cpu-latest"
+    synth = demo / "synth" / "demo_cpu-latest"
     assert sum(1 for _ in iter_jsonl(synth / "sft.jsonl")) == 12  # 8 pixel-space + 4 text-only
-    assert (demo / "sft" / "tiny_cpu-latest" / "model" / "config.json").is_file()
-    rl = demo / "rl" / "tiny_cpu-latest"
+    assert (demo / "sft" / "demo_cpu-latest" / "model" / "config.json").is_file()
+    rl = demo / "rl" / "demo_cpu-latest"
     assert (rl / "checkpoints" / "final" / "config.json").is_file()
     rounds = {m["round"] for m in iter_jsonl(rl / "metrics.jsonl") if "round" in m}
     assert rounds == {1, 2}
@@ -63,7 +63,7 @@ def test_small_trap_writes_curves_table_and_picture(tmp_path):
         if not run.is_symlink():
             assert (
                 str(sft) in (run / "config.yaml").read_text()
-                or "sft/tiny_cpu-latest" in (run / "config.yaml").read_text()
+                or "sft/demo_cpu-latest" in (run / "config.yaml").read_text()
             )
     data = json.loads((trap / "trap.json").read_text())
     assert sorted(data["runs"]) == ["curiosity off (α=0)", "curiosity on (α=0.5)"]

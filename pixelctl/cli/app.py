@@ -163,7 +163,7 @@ def score(
 @app.command(
     epilog=_examples(
         "pixelctl view runs/rl/tiny_cpu-latest",
-        "pixelctl view runs/demo/tiny_cpu-full-latest --out /tmp/report",
+        "pixelctl view runs/demo/demo_cpu-full-latest --out /tmp/report",
     ),
 )
 def view(
@@ -190,7 +190,7 @@ def view(
 )
 def demo(
     size: Annotated[
-        str, typer.Option(help="full (≈10 min on 2 busy cores) or small (CI, ≈1 min).")
+        str, typer.Option(help="full (≈14 min on 2 cores) or small (CI, ≈1 min).")
     ] = "full",
     out: Annotated[Path, typer.Option(help="Where the demo directory is created.")] = Path("runs"),
     seed: Annotated[int, typer.Option(help="Training seed (SFT and RL); same scenes.")] = 0,

@@ -22,7 +22,9 @@ from pixelctl.config import load_recipe
 from pixelctl.rundir import RunDir, iter_jsonl, running
 from pixelctl.viewer import write_report
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tiny_cpu.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo_cpu.yaml"
+NAME = RECIPE.stem  # run directories are <NAME>-<time>, chained through <NAME>-latest
+UNTRAINED = ["eval.checkpoint=null"]  # the recipe's own model, as built
 
 # `small` is what CI runs: the same stages with fewer scenes, steps and rounds.
 SIZES: dict[str, list[str]] = {
@@ -42,12 +44,12 @@ SIZES: dict[str, list[str]] = {
 
 def chain_overrides(demo_dir: Path) -> list[str]:
     """Point every stage at the previous stage's run inside the demo directory."""
-    synth = demo_dir / "synth" / "tiny_cpu-latest"
+    synth = demo_dir / "synth" / f"{NAME}-latest"
     return [
         f"launch.runs_root={demo_dir}",
         f"sft.data=[{synth}]",
         f"rl.data=[{synth}]",
-        f"rl.init_from={demo_dir / 'sft' / 'tiny_cpu-latest'}",
+        f"rl.init_from={demo_dir / 'sft' / f'{NAME}-latest'}",
         f"eval.benchmarks=[{{name: procedural, path: {synth / 'eval.jsonl'}}}]",
     ]
 
@@ -86,7 +88,7 @@ def run_demo(
     console = console or Console()
     base = [*SIZES[size], *seed_overrides(seed)]
     demo = RunDir.create(
-        root, "demo", f"tiny_cpu-{size}", {"size": size, "seed": seed, "overrides": base}
+        root, "demo", f"{NAME}-{size}", {"size": size, "seed": seed, "overrides": base}
     )
     chain = chain_overrides(demo.path)
     ov = [*base, *chain]
@@ -95,9 +97,9 @@ def run_demo(
         t0 = time.perf_counter()
         _stage("synth", ov)
         evaluate = [
-            ("untrained", ["model.name_or_path=builtin:tiny-qwen2.5-vl", "eval.checkpoint=null"]),
-            ("after sft", [f"eval.checkpoint={demo.path / 'sft' / 'tiny_cpu-latest'}"]),
-            ("after rl", [f"eval.checkpoint={demo.path / 'rl' / 'tiny_cpu-latest'}"]),
+            ("untrained", UNTRAINED),
+            ("after sft", [f"eval.checkpoint={demo.path / 'sft' / f'{NAME}-latest'}"]),
+            ("after rl", [f"eval.checkpoint={demo.path / 'rl' / f'{NAME}-latest'}"]),
         ]
         for label, extra in evaluate:
             if label == "after sft":
@@ -187,7 +189,7 @@ def run_trap(
     trap = RunDir.create(
         root,
         "trap",
-        f"tiny_cpu-{size}",
+        f"{NAME}-{size}",
         {"size": size, "seeds": list(seeds), "alphas": list(alphas), "overrides": base},
     )
     ov = [*base, *chain_overrides(trap.path)]
@@ -196,8 +198,7 @@ def run_trap(
         _stage("synth", ov)
         heldout: dict[str, Any] = {}
         if evaluate:
-            untrained = ["model.name_or_path=builtin:tiny-qwen2.5-vl", "eval.checkpoint=null"]
-            run = _stage("eval", [*ov, *untrained], tag="untrained")
+            run = _stage("eval", [*ov, *UNTRAINED], tag="untrained")
             heldout["untrained"] = eval_summary(run.path)
         sft = _stage("sft", ov)
         if evaluate:
