@@ -91,6 +91,9 @@ def main() -> None:
     from pixelctl.models.resolve import resolve_model
     from pixelctl.synth.procedural import KINDS, generate_split
 
+    unknown = set(args.tasks or ()) - set(KINDS)
+    if unknown:
+        parser.error(f"unknown --tasks {sorted(unknown)}; the drawable tasks are {list(KINDS)}")
     torch.set_num_threads(2)
     recipe = load_recipe(RECIPE, []).recipe
     settings = recipe.executor.settings("train")

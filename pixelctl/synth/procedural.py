@@ -227,8 +227,8 @@ def draw_scene(
     img = Image.new("RGB", (w, h), bg)
     draw = ImageDraw.Draw(img)
     _clutter(draw, rng, w, h)
-    # the panel sits at the centre of one cell of a 3x3 grid (the cells `where_words` names), so
-    # finding it is a coarse choice the whole view supports; reading it is what needs the zoom
+    # the panel sits at the centre of one cell of a grid x grid grid (3x3: the cells `where_words`
+    # names), so finding it is a coarse choice the whole view supports; reading it needs the zoom
     col, row = rng.randrange(grid), rng.randrange(grid)
     x, y = (col + 0.5) * w / grid - s / 2, (row + 0.5) * h / grid - s / 2
     frame = max(1, round(s / 14))
