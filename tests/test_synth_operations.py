@@ -145,6 +145,53 @@ def test_grid_one_puts_every_panel_at_the_canvas_centre() -> None:
     assert centres == {(c, r) for c in (1, 3, 5) for r in (1, 3, 5)}
 
 
+def _ink(img, box) -> list[tuple[int, int]]:
+    """Black pixels inside the panel (the frame is red, the panel white)."""
+    x, y, w, h = (round(v) for v in box)
+    return [
+        (i, j)
+        for i in range(x, x + w)
+        for j in range(y, y + h)
+        if img.getpixel((i, j)) == (0, 0, 0)
+    ]
+
+
+def test_an_arrow_points_where_its_answer_says() -> None:
+    # the apex is the ink's thin end: the ink's centre lies on the base side of the panel centre
+    seen = set()
+    for i in range(24):
+        img, f = draw_scene(
+            random.Random(f"a-{i}"), 300, 300, UPSCALING, False, kinds=("arrow",), grid=1
+        )
+        x, y, w, h = f["boxes"][0]["bbox"]
+        ink = _ink(img, (x, y, w, h))
+        mx = sum(p[0] for p in ink) / len(ink) - (x + w / 2)
+        my = sum(p[1] for p in ink) / len(ink) - (y + h / 2)
+        way = {"up": (0, 1), "down": (0, -1), "left": (1, 0), "right": (-1, 0)}[f["answer"]]
+        along, across = (mx, my) if way[1] == 0 else (my, mx)
+        assert along * sum(way) > 1 and abs(across) < 1, (f["answer"], mx, my)
+        assert f["options"] == ["up", "down", "left", "right"] and f["task"] == "arrow"
+        seen.add(f["answer"])
+    assert seen == {"up", "down", "left", "right"}
+
+
+def test_detail_px_sets_the_detail_size_in_the_whole_view_and_clear_margin_the_clean_ring() -> None:
+    a = legibility_report(600, 600, UPSCALING, PAD)["canvases"][0]
+    b = legibility_report(600, 600, UPSCALING, PAD, detail_px=9)["canvases"][0]
+    # a bigger detail makes a bigger panel, hence a bigger crop that is magnified less
+    assert (a["whole_px"], a["crop_px"], b["whole_px"], b["crop_px"]) == (6.0, 25.1, 9.0, 31.7)
+    for i in range(6):
+        img, f = draw_scene(
+            random.Random(f"m-{i}"), 600, 600, UPSCALING, False, grid=1, clear_margin=0.05
+        )
+        x, y, w, h = f["boxes"][0]["bbox"]
+        ring = {
+            img.getpixel((round(x - 25), round(y + h / 2))),
+            img.getpixel((round(x + w + 25), round(y - 25))),
+        }
+        assert len(ring) == 1 and ring != {(220, 20, 20)}  # the background colour, no clutter
+
+
 def test_splits_are_byte_identical_and_eval_is_held_out(tmp_path: Path) -> None:
     kw = {"seed": 3, "canvas_min": 256, "canvas_max": 320, "bounds": UPSCALING}
     a = generate_split(tmp_path / "a", "train", 4, n_easy=1, **kw)

@@ -167,6 +167,24 @@ class ProceduralSeeds(Section):
         description="Where the panel can be: the centre of one cell of a 3x3 grid (3), or the "
         "canvas centre (1, the demo's: docs/demo.md says why).",
     )
+    detail_px: float = Field(
+        6.0,
+        gt=0,
+        description="Height of the answer-bearing detail in the whole view as the executor fits "
+        "it to the training image bounds, in px (a visual token is 28 px; 6: a fifth of one).",
+    )
+    clear_margin: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Keep the canvas this fraction of its side around the panel free of clutter "
+        "(0: clutter may touch the frame).",
+    )
+    tasks: list[Literal["digit", "shape", "count", "relative", "arrow", "colour"]] = Field(
+        default_factory=lambda: ["shape", "relative"],
+        min_length=1,
+        description="Which panel tasks the scenes draw from, uniformly (docs/seeds.md).",
+    )
 
 
 class SeedSource(Section):

@@ -52,6 +52,9 @@ def procedural_seeds(recipe: Recipe, out: Path) -> list[Path]:
         "canvas_max": p.canvas_max,
         "bounds": settings.bounds,
         "grid": p.grid,
+        "detail_px": p.detail_px,
+        "clear_margin": p.clear_margin,
+        "kinds": tuple(p.tasks),
     }
     files = []
     if p.n_train:
@@ -182,6 +185,7 @@ def _stats(
             p.canvas_max,
             recipe.executor.settings("train").bounds,
             recipe.executor.pad,
+            p.detail_px,
         )
     this_run = {**counts, "writer": writer.stats.as_dict()}
     return compute_stats(

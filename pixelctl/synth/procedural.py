@@ -36,12 +36,15 @@ from pixelctl.rundir import jsonl_rows
 WHOLE_PX = 6.0  # detail height in the model's whole view: present, but a fifth of a 28-px token
 CROP_MIN_PX = 16.0  # after the zoom: the detail spans most of a token, which the model can read
 EASY_PX = 20.0  # easy scenes: readable without zooming
-KINDS = ("digit", "shape", "count", "relative")
+KINDS = ("digit", "shape", "count", "relative", "arrow", "colour")
 # the mix the scenes draw from: the tasks the tiny model's vision tower can read in a crop and
 # not in the whole view (benchmarks/zoom_probe.py: digits and dot counts stay at chance even in
 # the crop, so they are drawable but left out; docs/demo.md)
 TASK_MIX = ("shape", "relative")
 SHAPES = ("circle", "square", "triangle", "star")
+DIRECTIONS = ("up", "down", "left", "right")
+# ink colours far from each other, from the red frame and from the pale background
+INKS = {"black": (0, 0, 0), "blue": (20, 60, 230), "green": (20, 170, 50), "yellow": (240, 200, 0)}
 PANEL_FRAME = (220, 20, 20)
 CLUTTER_COLOURS = [
     (70, 110, 160),
@@ -68,9 +71,11 @@ class Legibility:
     whole_px: float  # in the input as the executor fits it to the image bounds
     crop_px: float  # in the crop of the panel, as the executor returns it
 
+    whole_max_px: float = WHOLE_PX  # the scenes' detail size in the whole view (`detail_px`)
+
     @property
     def zoom_helps(self) -> bool:
-        return self.crop_px >= CROP_MIN_PX and self.whole_px <= WHOLE_PX + 1e-6
+        return self.crop_px >= CROP_MIN_PX and self.whole_px <= self.whole_max_px + 1e-6
 
 
 def _fit_scale(h: float, w: float, lo: int, hi: int) -> float:
@@ -78,7 +83,9 @@ def _fit_scale(h: float, w: float, lo: int, hi: int) -> float:
     return min(rw / w, rh / h)
 
 
-def legibility(w: int, h: int, detail: float, bounds: PixelBounds, pad: float) -> Legibility:
+def legibility(
+    w: int, h: int, detail: float, bounds: PixelBounds, pad: float, whole_max_px: float = WHOLE_PX
+) -> Legibility:
     """Follow the executor: the input is fitted to the image bounds, the crop (box + `pad` of the
     fitted side each way) is cut from that fitted input and fitted to the crop bounds. A zoom
     only magnifies when the crop bounds upscale the crop."""
@@ -86,21 +93,27 @@ def legibility(w: int, h: int, detail: float, bounds: PixelBounds, pad: float) -
     panel = detail / PANEL_RATIO * s
     cw, ch = min(w * s, panel + 2 * pad * w * s), min(h * s, panel + 2 * pad * h * s)
     up = _fit_scale(ch, cw, bounds.crop_min_pixels, bounds.crop_max_pixels)
-    return Legibility((w, h), detail, detail * s, detail * s * up)
+    return Legibility((w, h), detail, detail * s, detail * s * up, whole_max_px)
 
 
-def detail_size(w: int, h: int, bounds: PixelBounds, easy: bool) -> float:
-    """The canvas detail size that the fitted whole view shows at WHOLE_PX (or EASY_PX)."""
+def detail_size(
+    w: int, h: int, bounds: PixelBounds, easy: bool, detail_px: float = WHOLE_PX
+) -> float:
+    """The canvas detail size that the fitted whole view shows at `detail_px` (or EASY_PX)."""
     s = _fit_scale(h, w, bounds.image_min_pixels, bounds.image_max_pixels)
-    return (EASY_PX if easy else WHOLE_PX) / s
+    return (EASY_PX if easy else detail_px) / s
 
 
 def legibility_report(
-    canvas_min: int, canvas_max: int, bounds: PixelBounds, pad: float
+    canvas_min: int,
+    canvas_max: int,
+    bounds: PixelBounds,
+    pad: float,
+    detail_px: float = WHOLE_PX,
 ) -> dict[str, Any]:
     """Legibility at the smallest and largest canvas, and whether a zoom helps at both."""
     rows = [
-        legibility(c, c, detail_size(c, c, bounds, False), bounds, pad)
+        legibility(c, c, detail_size(c, c, bounds, False, detail_px), bounds, pad, detail_px)
         for c in (canvas_min, canvas_max)
     ]
     return {
@@ -114,7 +127,7 @@ def legibility_report(
             }
             for r in rows
         ],
-        "needs": f"whole view <= {WHOLE_PX:g} px and crop >= {CROP_MIN_PX:g} px; crops are cut "
+        "needs": f"whole view <= {detail_px:g} px and crop >= {CROP_MIN_PX:g} px; crops are cut "
         "from the fitted input, so only crop bounds that upscale (crop_min_pixels) "
         "make a zoom reveal the detail",
     }
@@ -163,6 +176,20 @@ def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float)
         draw.polygon(pts, fill=ink)
 
 
+def _arrow(draw: ImageDraw.ImageDraw, way: str, cx: float, cy: float, r: float) -> None:
+    """A black isosceles triangle with its apex towards `way` (its base the opposite side)."""
+    tip, base = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[way], r
+    (dx, dy), (px, py) = tip, (-tip[1], tip[0])  # direction of the apex, and across it
+    draw.polygon(
+        [
+            (cx + dx * r, cy + dy * r),
+            (cx - dx * r + px * base, cy - dy * r + py * base),
+            (cx - dx * r - px * base, cy - dy * r - py * base),
+        ],
+        fill=(0, 0, 0),
+    )
+
+
 def _panel_content(
     draw: ImageDraw.ImageDraw, rng: random.Random, kind: str, box: tuple, detail: float
 ) -> tuple[str, str, list[str], str]:
@@ -179,6 +206,25 @@ def _panel_content(
         name = rng.choice(SHAPES)
         _shape(draw, name, cx, cy, detail / 2)
         return (f"What shape is drawn inside {PANEL_REF}?", name, list(SHAPES), f"a black {name}")
+    if kind == "colour":
+        name = rng.choice(list(INKS))
+        r = detail / 2
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=INKS[name])
+        return (
+            f"What colour is the disc inside {PANEL_REF}?",
+            name,
+            list(INKS),
+            f"a {name} disc",
+        )
+    if kind == "arrow":
+        way = rng.choice(DIRECTIONS)
+        _arrow(draw, way, cx, cy, detail / 2)
+        return (
+            f"Which way does the arrow inside {PANEL_REF} point?",
+            way,
+            list(DIRECTIONS),
+            f"an arrow pointing {way}",
+        )
     if kind == "count":
         k = rng.randint(1, 6)
         r = detail / 5
@@ -217,11 +263,15 @@ def draw_scene(
     easy: bool,
     kinds: tuple[str, ...] = TASK_MIX,
     grid: int = 3,
+    detail_px: float = WHOLE_PX,
+    clear_margin: float = 0.0,
 ) -> tuple[Image.Image, dict[str, Any]]:
     """One scene and its seed fields (pixel box, question, answer, options, panel text).
-    The panel sits at the centre of one cell of a `grid` x `grid` grid (1: the canvas centre)."""
+    The panel sits at the centre of one cell of a `grid` x `grid` grid (1: the canvas centre);
+    the detail is `detail_px` tall in the fitted whole view (EASY_PX in easy scenes). The canvas
+    within `clear_margin` (a fraction of its side) of the panel is left free of clutter."""
     w, h = rng.randint(canvas_min, canvas_max), rng.randint(canvas_min, canvas_max)
-    detail = detail_size(w, h, bounds, easy)
+    detail = detail_size(w, h, bounds, easy, detail_px)
     s = detail / PANEL_RATIO
     bg = tuple(rng.randint(215, 245) for _ in range(3))
     img = Image.new("RGB", (w, h), bg)
@@ -232,6 +282,11 @@ def draw_scene(
     col, row = rng.randrange(grid), rng.randrange(grid)
     x, y = (col + 0.5) * w / grid - s / 2, (row + 0.5) * h / grid - s / 2
     frame = max(1, round(s / 14))
+    if clear_margin > 0:
+        mx, my = clear_margin * w, clear_margin * h
+        draw.rectangle(
+            (x - frame - mx, y - frame - my, x + s + frame + mx, y + s + frame + my), fill=bg
+        )
     draw.rectangle((x - frame, y - frame, x + s + frame, y + s + frame), fill=PANEL_FRAME)
     draw.rectangle((x, y, x + s, y + s), fill=(255, 255, 255))
     kind = rng.choice(kinds)
@@ -278,6 +333,8 @@ def generate_split(
     n_easy: int = 0,
     kinds: tuple[str, ...] = TASK_MIX,
     grid: int = 3,
+    detail_px: float = WHOLE_PX,
+    clear_margin: float = 0.0,
 ) -> Path:
     """Write `n` scenes under out/procedural/<split>/ and their seed file; reuse a finished one.
 
@@ -293,7 +350,15 @@ def generate_split(
     for i in range(n):
         rng = random.Random(f"{seed}-{split}-{i}")
         img, fields = draw_scene(
-            rng, canvas_min, canvas_max, bounds, easy=i < n_easy, kinds=kinds, grid=grid
+            rng,
+            canvas_min,
+            canvas_max,
+            bounds,
+            easy=i < n_easy,
+            kinds=kinds,
+            grid=grid,
+            detail_px=detail_px,
+            clear_margin=clear_margin,
         )
         name = f"scene-{i:05d}.png"
         tmp = folder / f".{name}.tmp"
