@@ -4,8 +4,8 @@ Not a speed benchmark: a measurement for docs/demo.md. For each procedural task 
 demo model's vision tower (recipes/demo_cpu.yaml: `builtin:tiny-qwen2.5-vl-demo`, from its
 random init, the same every time) plus a linear read-out of its output tokens, once on the whole
 view exactly as the executor fits it to the recipe's image bounds, once on the crop of the panel
-exactly as the executor returns it for the synthesized (correct) box (with the recipe's padding
-and panel grid), and reports held-out accuracy for both next to chance. The ratio crop/whole is
+exactly as the executor returns it for the synthesized (correct) box (with the recipe's padding,
+panel grid, detail size and clear margin), and reports held-out accuracy for both next to chance. The ratio crop/whole is
 the benchmark's "baseline in the same run" comparison.
 
     .venv/bin/python benchmarks/zoom_probe.py            # 400 scenes, 300 steps (minutes)
@@ -111,6 +111,8 @@ def main() -> None:
             canvas_max=canvas,
             bounds=settings.bounds,
             grid=recipe.synth.procedural.grid,
+            detail_px=recipe.synth.procedural.detail_px,
+            clear_margin=recipe.synth.procedural.clear_margin,
             kinds=KINDS,  # every drawable task, the mix's and the ones left out of it
         )
         rows = [json.loads(line) for line in seed_file.read_text().splitlines()]

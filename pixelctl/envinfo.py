@@ -95,8 +95,20 @@ def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
         return None, None
 
 
+def cpu_threads() -> dict[str, object]:
+    """The thread settings that decide CPU float-reduction order, and so whether two CPU runs
+    are bitwise equal: the OMP/MKL variables and, if this process has already imported torch,
+    its intra-op thread count (None otherwise: importing torch here would make `env` slow)."""
+    torch = sys.modules.get("torch")
+    return {
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"),
+        "torch": torch.get_num_threads() if torch is not None else None,
+    }
+
+
 def devices() -> dict[str, object]:
-    """CPU count and GPUs (names from nvidia-smi, when present)."""
+    """CPU count, thread settings and GPUs (names from nvidia-smi, when present)."""
     gpus: list[str] = []
     if shutil.which("nvidia-smi"):
         try:
@@ -109,7 +121,7 @@ def devices() -> dict[str, object]:
             gpus = [g.strip() for g in out.stdout.splitlines() if g.strip()]
         except (OSError, subprocess.TimeoutExpired):
             gpus = []
-    return {"cpus": os.cpu_count(), "gpus": gpus}
+    return {"cpus": os.cpu_count(), "threads": cpu_threads(), "gpus": gpus}
 
 
 def _check(argv: list[str]) -> int:

@@ -1,6 +1,7 @@
 """The pins pixelctl reports are the pins it installs."""
 
 import re
+import sys
 from pathlib import Path
 
 import tomllib
@@ -45,3 +46,20 @@ def test_local_build_suffix_still_satisfies_a_pin():
     assert PinStatus("torch", "2.14.1", "2.14.1+cu130").ok
     assert not PinStatus("torch", "2.14.1", "2.13.0").ok
     assert not PinStatus("torch", "2.14.1", None).ok
+
+
+def test_cpu_threads_reads_the_variables_and_an_imported_torch(monkeypatch) -> None:
+    import torch
+
+    from pixelctl.envinfo import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    got = cpu_threads()
+    assert got == {
+        "OMP_NUM_THREADS": "3",
+        "MKL_NUM_THREADS": None,
+        "torch": torch.get_num_threads(),
+    }
+    monkeypatch.delitem(sys.modules, "torch")  # a process that never imported torch
+    assert cpu_threads()["torch"] is None

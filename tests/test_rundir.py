@@ -54,6 +54,8 @@ def test_create_writes_config_command_meta_and_no_latest_link_yet(tmp_path):
     meta = run.meta()
     assert meta["stage"] == "sft" and meta["status"] == "running" and meta["end"] is None
     assert meta["packages"]["pydantic"] is not None and "cpus" in meta["devices"]
+    threads = meta["devices"]["threads"]  # CPU float order depends on them (docs/demo.md)
+    assert set(threads) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "torch"}
     assert {"git_sha", "git_dirty", "host", "start", "python"} <= meta.keys()
     assert (meta["pid"], meta["recipe"], meta["tag"]) == (os.getpid(), "tiny", "a")
     assert meta["process_start"] is not None
