@@ -17,7 +17,7 @@ def local(**rl) -> Recipe:
     return Recipe.model_validate({"rl": {"engine": "local", **rl}})
 
 
-@pytest.mark.parametrize("name", ["tiny_cpu", "7b_a800", "7b_1x8", "smoke_1gpu"])
+@pytest.mark.parametrize("name", ["tiny_cpu", "demo_cpu", "7b_a800", "7b_1x8", "smoke_1gpu"])
 def test_shipped_recipes_set_nothing_their_engine_ignores(name):
     assert ignored_settings(load_recipe(ROOT / f"recipes/{name}.yaml").recipe) == []
 
@@ -70,3 +70,17 @@ def test_validate_reports_them_as_problems():
 def test_removed_key_is_refused_with_its_name():
     with pytest.raises(ValueError, match="eval_every_rounds"):
         Recipe.model_validate({"rl": {"eval_every_rounds": 4}})
+
+
+def test_pixelctl_rl_refuses_a_setting_its_engine_would_drop(tmp_path, capsys):
+    # it once ran with rl.optim.kl_coef=0.1 on the local engine and silently trained without KL
+    from pixelctl.cli.launch import run_stage
+
+    argv = [f"launch.runs_root={tmp_path}", "rl.optim.kl_coef=0.1"]
+    code = run_stage(
+        "rl", str(ROOT / "recipes/tiny_cpu.yaml"), argv, dry_run=False, resume=None, tag=None
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "recipes/tiny_cpu.yaml: 1 problem" in err
+    assert "rl.optim.kl_coef=0.1: the local engine's loss has no KL term" in err
+    assert not (tmp_path / "rl").exists()  # refused before any run directory

@@ -77,6 +77,11 @@ def execute(
 ) -> RunDir:
     """Plan, open (or reuse) the run directory, run the stage; errors propagate."""
     module = stage_module(stage)
+    if stage == "rl":  # a setting the engine would drop is a different run than the recipe's
+        from pixelctl.cli.derived import ignored_settings
+
+        if ignored := ignored_settings(loaded.recipe):
+            raise RecipeError(str(loaded.path or loaded.name), ignored)
     plan = module.plan(loaded)  # cheap, and fails before a run directory exists
     module.preflight(loaded)  # e.g. no GPU for a cluster engine: refuse before any file
     r = loaded.recipe  # logging.wandb without its key or package: refuse before any file too
