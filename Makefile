@@ -40,7 +40,7 @@ apply-patches:
 browser:  ## headless Chromium from Debian's packages, for the viewer's browser test
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-demo: install  ## the whole pipeline on a tiny model (≈15 min on 2 cores; docs/demo.md)
+demo: install  ## the whole pipeline on a tiny model (≈10 min on 2 cores; docs/demo.md)
 	$(VENV)/bin/pixelctl demo
 
 trap: install  ## the learning trap at tiny scale: RL with curiosity on/off, 3 seeds (docs/learning-trap.md)
