@@ -77,7 +77,10 @@ def execute(
 ) -> RunDir:
     """Plan, open (or reuse) the run directory, run the stage; errors propagate."""
     module = stage_module(stage)
-    if stage == "rl":  # a setting the engine would drop is a different run than the recipe's
+    # a setting the engine would drop makes a different run than the recipe says. Checked on a
+    # fresh run only: a resumed one was checked when it started, and its stored config writes
+    # out every key, so "written" could no longer be told from "left at its default"
+    if stage == "rl" and run is None:
         from pixelctl.cli.derived import ignored_settings
 
         if ignored := ignored_settings(loaded.recipe):
