@@ -2,7 +2,8 @@
 
 Each scene is a 1–2K px canvas of coloured clutter and one small white panel with a red frame (the
 only one of its kind, so it can be found at low resolution). Inside the panel sits the answer: a
-digit, a shape, a number of dots, or two shapes whose left/right order is asked.
+digit, a shape, a number of dots, two shapes whose left/right order is asked, an arrow's
+direction, or a disc's colour (`synth.procedural.tasks` picks the mix).
 
 Scale follows the executor exactly (`legibility`): the model sees the canvas fitted to the image
 bounds, and a crop is cut from that fitted input and fitted to the crop bounds. The detail is
@@ -33,13 +34,13 @@ from pixelctl.executor.settings import PixelBounds
 from pixelctl.models.qwen import FACTOR
 from pixelctl.rundir import jsonl_rows
 
-WHOLE_PX = 6.0  # detail height in the model's whole view: present, but a fifth of a 28-px token
+WHOLE_PX = 6.0  # default detail height in the whole view (`detail_px`): a fifth of a 28-px token
 CROP_MIN_PX = 16.0  # after the zoom: the detail spans most of a token, which the model can read
 EASY_PX = 20.0  # easy scenes: readable without zooming
 KINDS = ("digit", "shape", "count", "relative", "arrow", "colour")
-# the mix the scenes draw from: the tasks the tiny model's vision tower can read in a crop and
-# not in the whole view (benchmarks/zoom_probe.py: digits and dot counts stay at chance even in
-# the crop, so they are drawable but left out; docs/demo.md)
+# the default mix (`synth.procedural.tasks`): the tasks the tiny model's vision tower can read in
+# a crop and not in the whole view at 6 px (benchmarks/zoom_probe.py: digits and dot counts stay
+# at chance even in the crop, so they are drawable but left out; docs/demo.md)
 TASK_MIX = ("shape", "relative")
 SHAPES = ("circle", "square", "triangle", "star")
 DIRECTIONS = ("up", "down", "left", "right")
@@ -178,13 +179,13 @@ def _shape(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float)
 
 def _arrow(draw: ImageDraw.ImageDraw, way: str, cx: float, cy: float, r: float) -> None:
     """A black isosceles triangle with its apex towards `way` (its base the opposite side)."""
-    tip, base = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[way], r
-    (dx, dy), (px, py) = tip, (-tip[1], tip[0])  # direction of the apex, and across it
+    dx, dy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[way]
+    px, py = -dy, dx  # across the apex direction
     draw.polygon(
         [
             (cx + dx * r, cy + dy * r),
-            (cx - dx * r + px * base, cy - dy * r + py * base),
-            (cx - dx * r - px * base, cy - dy * r - py * base),
+            (cx - dx * r + px * r, cy - dy * r + py * r),
+            (cx - dx * r - px * r, cy - dy * r - py * r),
         ],
         fill=(0, 0, 0),
     )
