@@ -5,8 +5,8 @@ demo model's vision tower (recipes/demo_cpu.yaml: `builtin:tiny-qwen2.5-vl-demo`
 random init, the same every time) plus a linear read-out of its output tokens, once on the whole
 view exactly as the executor fits it to the recipe's image bounds, once on the crop of the panel
 exactly as the executor returns it for the synthesized (correct) box (with the recipe's padding,
-panel grid, detail size and clear margin), and reports held-out accuracy for both next to chance. The ratio crop/whole is
-the benchmark's "baseline in the same run" comparison.
+panel grid, detail size and clear margin), and reports held-out accuracy for both next to
+chance. The ratio crop/whole is the benchmark's "baseline in the same run" comparison.
 
     .venv/bin/python benchmarks/zoom_probe.py            # 400 scenes, 300 steps (minutes)
     .venv/bin/python benchmarks/zoom_probe.py --quick    # 80 scenes, 30 steps (a smoke run)

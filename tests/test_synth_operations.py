@@ -176,10 +176,13 @@ def test_an_arrow_points_where_its_answer_says() -> None:
 
 
 def test_detail_px_sets_the_detail_size_in_the_whole_view_and_clear_margin_the_clean_ring() -> None:
-    a = legibility_report(600, 600, UPSCALING, PAD)["canvases"][0]
-    b = legibility_report(600, 600, UPSCALING, PAD, detail_px=9)["canvases"][0]
+    ra = legibility_report(600, 600, UPSCALING, PAD)
+    rb = legibility_report(600, 600, UPSCALING, PAD, detail_px=9)
+    a, b = ra["canvases"][0], rb["canvases"][0]
     # a bigger detail makes a bigger panel, hence a bigger crop that is magnified less
     assert (a["whole_px"], a["crop_px"], b["whole_px"], b["crop_px"]) == (6.0, 25.1, 9.0, 31.7)
+    # above 6 px the probe read a task of the default mix from the whole view: no longer "needs"
+    assert (ra["zoom_helps"], rb["zoom_helps"]) == (True, False)
     for i in range(6):
         img, f = draw_scene(
             random.Random(f"m-{i}"), 600, 600, UPSCALING, False, grid=1, clear_margin=0.05

@@ -19,6 +19,7 @@ from pathlib import Path
 import typer
 
 from pixelctl import tracking
+from pixelctl.cli.derived import ignored_settings
 from pixelctl.config import LoadedRecipe, RecipeError, load_recipe
 from pixelctl.config.report import flatten
 from pixelctl.errors import StageError
@@ -80,11 +81,8 @@ def execute(
     # a setting the engine would drop makes a different run than the recipe says. Checked on a
     # fresh run only: a resumed one was checked when it started, and its stored config writes
     # out every key, so "written" could no longer be told from "left at its default"
-    if stage == "rl" and run is None:
-        from pixelctl.cli.derived import ignored_settings
-
-        if ignored := ignored_settings(loaded.recipe):
-            raise RecipeError(str(loaded.path or loaded.name), ignored)
+    if stage == "rl" and run is None and (ignored := ignored_settings(loaded.recipe)):
+        raise RecipeError(str(loaded.path or loaded.name), ignored)
     plan = module.plan(loaded)  # cheap, and fails before a run directory exists
     module.preflight(loaded)  # e.g. no GPU for a cluster engine: refuse before any file
     r = loaded.recipe  # logging.wandb without its key or package: refuse before any file too

@@ -173,6 +173,7 @@ def _summary(console: Any, stats: dict[str, Any]) -> None:
     leg = stats["plan"].get("procedural_legibility")
     if leg and not leg["zoom_helps"]:
         console.print(
-            f"[yellow]procedural scenes: with these pixel bounds a zoom does not make "
-            f"the detail readable ({leg['canvases']}); {leg['needs']}[/yellow]"
+            f"[yellow]procedural scenes: with these settings the answer's detail is not both "
+            f"too small for the whole view and readable in a crop ({leg['canvases']}); "
+            f"{leg['needs']}[/yellow]"
         )

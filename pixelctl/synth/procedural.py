@@ -34,7 +34,9 @@ from pixelctl.executor.settings import PixelBounds
 from pixelctl.models.qwen import FACTOR
 from pixelctl.rundir import jsonl_rows
 
-WHOLE_PX = 6.0  # default detail height in the whole view (`detail_px`): a fifth of a 28-px token
+# default detail height in the whole view (`detail_px`), a fifth of a 28-px token, and the largest
+# at which the zoom probe found every task of the default mix unreadable there (docs/demo.md)
+WHOLE_PX = 6.0
 CROP_MIN_PX = 16.0  # after the zoom: the detail spans most of a token, which the model can read
 EASY_PX = 20.0  # easy scenes: readable without zooming
 KINDS = ("digit", "shape", "count", "relative", "arrow", "colour")
@@ -72,11 +74,9 @@ class Legibility:
     whole_px: float  # in the input as the executor fits it to the image bounds
     crop_px: float  # in the crop of the panel, as the executor returns it
 
-    whole_max_px: float = WHOLE_PX  # the scenes' detail size in the whole view (`detail_px`)
-
     @property
     def zoom_helps(self) -> bool:
-        return self.crop_px >= CROP_MIN_PX and self.whole_px <= self.whole_max_px + 1e-6
+        return self.crop_px >= CROP_MIN_PX and self.whole_px <= WHOLE_PX + 1e-6
 
 
 def _fit_scale(h: float, w: float, lo: int, hi: int) -> float:
@@ -84,9 +84,7 @@ def _fit_scale(h: float, w: float, lo: int, hi: int) -> float:
     return min(rw / w, rh / h)
 
 
-def legibility(
-    w: int, h: int, detail: float, bounds: PixelBounds, pad: float, whole_max_px: float = WHOLE_PX
-) -> Legibility:
+def legibility(w: int, h: int, detail: float, bounds: PixelBounds, pad: float) -> Legibility:
     """Follow the executor: the input is fitted to the image bounds, the crop (box + `pad` of the
     fitted side each way) is cut from that fitted input and fitted to the crop bounds. A zoom
     only magnifies when the crop bounds upscale the crop."""
@@ -94,7 +92,7 @@ def legibility(
     panel = detail / PANEL_RATIO * s
     cw, ch = min(w * s, panel + 2 * pad * w * s), min(h * s, panel + 2 * pad * h * s)
     up = _fit_scale(ch, cw, bounds.crop_min_pixels, bounds.crop_max_pixels)
-    return Legibility((w, h), detail, detail * s, detail * s * up, whole_max_px)
+    return Legibility((w, h), detail, detail * s, detail * s * up)
 
 
 def detail_size(
@@ -114,7 +112,7 @@ def legibility_report(
 ) -> dict[str, Any]:
     """Legibility at the smallest and largest canvas, and whether a zoom helps at both."""
     rows = [
-        legibility(c, c, detail_size(c, c, bounds, False, detail_px), bounds, pad, detail_px)
+        legibility(c, c, detail_size(c, c, bounds, False, detail_px), bounds, pad)
         for c in (canvas_min, canvas_max)
     ]
     return {
@@ -128,7 +126,7 @@ def legibility_report(
             }
             for r in rows
         ],
-        "needs": f"whole view <= {detail_px:g} px and crop >= {CROP_MIN_PX:g} px; crops are cut "
+        "needs": f"whole view <= {WHOLE_PX:g} px and crop >= {CROP_MIN_PX:g} px; crops are cut "
         "from the fitted input, so only crop bounds that upscale (crop_min_pixels) "
         "make a zoom reveal the detail",
     }
