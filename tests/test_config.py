@@ -77,6 +77,15 @@ def test_cross_field_check_names_the_fix(tmp_path):
     assert "4096 trajectories is not a multiple of optim.batch_size = 300" in msg
 
 
+def test_vision_lr_with_a_frozen_tower_is_an_error(tmp_path):
+    recipe = {"sft": {"vision_lr": 1.0e-4}}  # model.freeze_vision defaults to true (the paper)
+    [msg] = problems(write(tmp_path, recipe))
+    assert "sft.vision_lr is set but model.freeze_vision is true" in msg
+    assert "set model.freeze_vision: false or remove sft.vision_lr" in msg
+    trained = load_recipe(write(tmp_path, {**recipe, "model": {"freeze_vision": False}}))
+    assert trained.recipe.sft.vision_lr == 1.0e-4
+
+
 def test_yaml_scientific_notation_string_becomes_float(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("sft:\n  lr: 1e-6\n")  # PyYAML reads this as a string

@@ -135,3 +135,27 @@ def test_resume_continues_step_count_schedule_and_losses(
     assert [m["lr"] for m in resumed] == [m["lr"] for m in reference]
     assert [m["loss"] for m in resumed] == pytest.approx([m["loss"] for m in reference], rel=1e-4)
     assert json.loads((killed / "meta.json").read_text())["status"] == "ok"
+
+
+def test_vision_lr_trains_the_tower_at_its_own_rate(tmp_path: Path, tiny_model_dir: Path):
+    """`sft.vision_lr` through the real `SFTTrainer`: Adam moves a weight by at most a few times
+    its learning rate a step, so at 1/1000 of the text model's rate the tower's largest change
+    stays under 4 × steps × vision_lr while the text model's is far above it."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    steps, lr, vision_lr = 4, 2.0e-2, 2.0e-5
+    args = [*overrides(tmp_path, tiny_model_dir, steps, lr=str(lr)), f"sft.vision_lr={vision_lr}"]
+    assert run_stage("sft", RECIPE, args, dry_run=False, resume=None, tag=None) == 0
+    before = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).state_dict()
+    after = AutoModelForImageTextToText.from_pretrained(only_run(tmp_path) / "model").state_dict()
+
+    def largest_change(keys: list[str]) -> float:
+        return max(float((after[k] - before[k]).abs().max()) for k in keys)
+
+    visual = [k for k in before if ".visual." in f".{k}"]
+    language = [k for k in before if k not in visual]
+    bound = 4 * steps * vision_lr
+    assert 0 < largest_change(visual) < bound
+    assert largest_change(language) > 10 * bound
+    assert all(not torch.equal(before[k], after[k]) for k in visual)  # trained, not frozen

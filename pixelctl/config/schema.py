@@ -242,6 +242,12 @@ class SFTConfig(Section):
         "last_two_assistant", description="Which assistant turns are trained (reference: last two)."
     )
     lr: float = Field(1.0e-6, gt=0)
+    vision_lr: float | None = Field(
+        None,
+        gt=0,
+        description="Learning rate of the vision tower (`visual.*`: ViT and merger), on the same "
+        "schedule as lr (null: lr). Needs model.freeze_vision false.",
+    )
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     epochs: float = Field(1.0, gt=0)
@@ -513,3 +519,12 @@ class Recipe(Section):
         description="Every stage refuses to start when more of its records are rejected "
         "(listed in the run's rejects.jsonl).",
     )
+
+    @model_validator(mode="after")
+    def _vision_lr_needs_a_trained_tower(self) -> Recipe:
+        if self.sft.vision_lr is not None and self.model.freeze_vision:
+            raise ValueError(
+                "sft.vision_lr is set but model.freeze_vision is true, so the vision tower is "
+                "not trained; set model.freeze_vision: false or remove sft.vision_lr"
+            )
+        return self

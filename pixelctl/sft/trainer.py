@@ -105,11 +105,16 @@ def load_model(recipe: Any, device: str) -> tuple[Any, Any]:
     return model, load_processor(recipe, path)
 
 
+def is_vision(name: str) -> bool:
+    """A parameter of the vision tower (ViT blocks and merger), by its module name."""
+    return ".visual." in f".{name}"
+
+
 def freeze_vision(model: Any) -> int:
     """Freeze the vision tower (`visual.*`: ViT blocks and merger); returns the frozen count."""
     frozen = 0
     for name, p in model.named_parameters():
-        if ".visual." in f".{name}":
+        if is_vision(name):
             p.requires_grad_(False)
             frozen += p.numel()
     if frozen == 0:
@@ -183,6 +188,7 @@ def build_trainer(
         train_dataset=to_dataset(records),
         processing_class=processor,
         callbacks=[MetricsCallback(run, resumed_from), RichProgress(), *callbacks],
+        vision_lr=recipe.sft.vision_lr,
     )
     trainer.remove_callback(PrinterCallback)
     tracking.point_trainer(trainer, recipe.logging, run.path)

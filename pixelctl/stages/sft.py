@@ -50,7 +50,8 @@ def plan(loaded: LoadedRecipe) -> str:
         f"  mask: {sft.mask}",
         f"  device: {device} × {devices}; batch {sft.global_batch_size} = "
         f"{sft.per_device_batch_size} per device × {devices} × {accum} accumulation",
-        f"  lr {sft.lr} {sft.lr_scheduler}, warm-up {sft.warmup_ratio:.0%}, {steps}, "
+        f"  lr {sft.lr}{'' if sft.vision_lr is None else f' (vision tower {sft.vision_lr})'} "
+        f"{sft.lr_scheduler}, warm-up {sft.warmup_ratio:.0%}, {steps}, "
         f"save every {sft.save_steps} steps",
     ]
     if gpu.needs_launcher(r, device):
