@@ -10,6 +10,7 @@ chance. The ratio crop/whole is the benchmark's "baseline in the same run" compa
 
     .venv/bin/python benchmarks/zoom_probe.py            # 400 scenes, 300 steps (minutes)
     .venv/bin/python benchmarks/zoom_probe.py --quick    # 80 scenes, 30 steps (a smoke run)
+    .venv/bin/python benchmarks/zoom_probe.py --tasks shape --set synth.procedural.detail_px=8
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--tasks", nargs="+", default=None, help="default: every drawable task")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe overrides, e.g. synth.procedural.detail_px=8",
+    )
     args = parser.parse_args()
     n, steps = (80, 30) if args.quick else (args.scenes, args.steps)
 
@@ -95,7 +103,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown --tasks {sorted(unknown)}; the drawable tasks are {list(KINDS)}")
     torch.set_num_threads(2)
-    recipe = load_recipe(RECIPE, []).recipe
+    recipe = load_recipe(RECIPE, args.set).recipe
     settings = recipe.executor.settings("train")
     canvas = recipe.synth.procedural.canvas_min
     assert canvas == recipe.synth.procedural.canvas_max, "the probe assumes one canvas size"
