@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -155,6 +156,44 @@ def test_any_text_round_trips(tokenizer, text):
     assert tokenizer.decode(tokenizer.encode(text)) == text
 
 
+WORDS = ("circle", "square", "star", "left", "right")
+
+
+@pytest.fixture(scope="module")
+def worded():
+    return tiny.build_tokenizer(words=WORDS)
+
+
+def test_whole_words_are_one_token_after_a_space_a_brace_and_before_punctuation(tokenizer, worded):
+    # the plain tokenizer spells the boxed word in pieces unlike the sentence's word
+    assert tokenizer.tokenize("{square}") == ["{", "s", "qu", "are", "}"]
+    assert tokenizer.tokenize(" square") == ["Ġsquare"]
+    text = "It shows a square. So the answer is square.\n\n\\boxed{square}"
+    pieces = worded.tokenize(text)
+    assert pieces.count("square") == 3 and "Ġsquare" not in pieces
+    assert worded.tokenize("{star}") == ["{", "star", "}"]
+    # inside a longer word it is not matched: `start`, `leftover`, `bright` keep their BPE pieces
+    for word in ("start", "leftover", "bright", "circles"):
+        assert worded.tokenize(word) == tokenizer.tokenize(word)
+    assert len(worded) == len(tokenizer) + len(WORDS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from([*WORDS, " ", "{", "}", ".", "\n", "starts", "a", "\\boxed", "é"]),
+        max_size=12,
+    )
+)
+def test_worded_tokenizer_round_trips_and_keeps_each_word_whole(worded, parts):
+    text = "".join(parts)
+    assert worded.decode(worded.encode(text)) == text
+    ids = dict(zip(WORDS, worded.convert_tokens_to_ids(list(WORDS)), strict=True))
+    encoded = worded.encode(text)
+    for word, id_ in ids.items():  # one id per occurrence that stands as a whole word
+        assert encoded.count(id_) == len(re.findall(rf"(?<!\w){word}(?!\w)", text))
+
+
 # --- the model -------------------------------------------------------------------------------
 
 
@@ -178,8 +217,12 @@ def test_demo_builtin_is_the_default_twice_as_wide_with_rope_theta_1e4(
     calls = []
     monkeypatch.setattr(tiny, "build_tiny_model", lambda out, **kw: calls.append(kw))
     models._builder("tiny-qwen2.5-vl-demo")(tmp_path)
-    assert calls == [{"head_dim": 32, "rope_theta": 1e4}]
-    config = tiny.build_config(processor.tokenizer, **calls[0])
+    from pixelctl.synth.procedural import ANSWER_WORDS
+
+    assert calls == [{"head_dim": 32, "rope_theta": 1e4, "words": ANSWER_WORDS}]
+    assert {"square", "star", "left", "right", "black"} <= set(ANSWER_WORDS)
+    assert builtin_model_dir("tiny-qwen2.5-vl-demo").name == "tiny-qwen2.5-vl-demo-v2"
+    config = tiny.build_config(processor.tokenizer, head_dim=32, rope_theta=1e4)
     text, vision = config.text_config, config.vision_config
     assert (text.hidden_size, text.intermediate_size, text.num_hidden_layers) == (128, 256, 2)
     assert text.rope_parameters["rope_theta"] == 1e4

@@ -35,10 +35,12 @@ BUILTIN_MODELS: dict[str, str] = {
     ),
     "tiny-qwen2.5-vl-demo": (
         "The tiny Qwen2.5-VL twice as wide (hidden 128, heads of 32, ~0.8M parameters) with "
-        "rope_theta 1e4; `pixelctl demo`'s full run, which must learn to zoom on a CPU."
+        "rope_theta 1e4 and the procedural answers as whole-word tokens; `pixelctl demo`'s "
+        "full run, which must learn to zoom on a CPU."
     ),
 }
-_BUILD_VERSIONS = dict.fromkeys(BUILTIN_MODELS, TINY_BUILD_VERSION)
+# the demo's build changes on its own (v2: whole-word answer tokens)
+_BUILD_VERSIONS = {**dict.fromkeys(BUILTIN_MODELS, TINY_BUILD_VERSION), "tiny-qwen2.5-vl-demo": "2"}
 
 
 def cache_root() -> Path:
@@ -97,7 +99,9 @@ def _builder(name: str) -> Callable[[Path], object]:
         return tiny.build_tiny_model(out_dir, head_dim=64)
 
     def demo(out_dir: Path) -> object:
-        return tiny.build_tiny_model(out_dir, head_dim=32, rope_theta=1e4)
+        from pixelctl.synth.procedural import ANSWER_WORDS
+
+        return tiny.build_tiny_model(out_dir, head_dim=32, rope_theta=1e4, words=ANSWER_WORDS)
 
     builders = {"tiny-qwen2.5-vl": tiny.build_tiny_model, "tiny-qwen2.5-vl-h64": h64}
     return {**builders, "tiny-qwen2.5-vl-demo": demo}[name]

@@ -82,13 +82,15 @@ def build_tiny_model(
     video_max_pixels: int = TinyBuildArgs.video_max_pixels,
     head_dim: int = 16,
     rope_theta: float = 1e6,
+    words: tuple[str, ...] = (),
 ) -> Path:
     """Build and save the tiny model, processor, tokenizer and generation config into out_dir.
 
     `head_dim=64` gives text and vision attention heads of 64 (vLLM's kernels need such
     sizes; `builtin:tiny-qwen2.5-vl-h64`, the GPU smoke's model). `head_dim=32,
     rope_theta=1e4` is `builtin:tiny-qwen2.5-vl-demo`: twice the width, and rotary
-    frequencies that still tell neighbouring tokens apart over a ~1,000-token conversation."""
+    frequencies that still tell neighbouring tokens apart over a ~1,000-token conversation.
+    `words` become whole-word tokens (`build_tokenizer`)."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -101,7 +103,7 @@ def build_tiny_model(
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(vocab_size=args.vocab_size)
+    tokenizer = build_tokenizer(vocab_size=args.vocab_size, words=words)
     processor = build_processor(tokenizer, args)
     config = build_config(tokenizer, head_dim, rope_theta)
     # fork_rng: building must not disturb the caller's random stream.
@@ -116,12 +118,24 @@ def build_tiny_model(
         info["head_dim"] = head_dim
     if rope_theta != 1e6:
         info["rope_theta"] = rope_theta
+    if words:
+        info["words"] = list(words)
     (out_dir / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return out_dir
 
 
-def build_tokenizer(vocab_size: int = TinyBuildArgs.vocab_size, corpus: str | None = None) -> Any:
-    """Train the byte-level BPE and wrap it as a transformers fast tokenizer."""
+def build_tokenizer(
+    vocab_size: int = TinyBuildArgs.vocab_size,
+    corpus: str | None = None,
+    words: tuple[str, ...] = (),
+) -> Any:
+    """Train the byte-level BPE and wrap it as a transformers fast tokenizer.
+
+    Each of `words` becomes one token wherever it stands as a whole word: ` square`, `{square}`
+    and `square.` all carry the same id (`start` is untouched). The small corpus's BPE leaves
+    most words in pieces and spells a word differently after a space and after `{` (` square`
+    vs `s`,`qu`,`are`), so an answer in `\\boxed{}` would be a different token sequence from the
+    same word in the sentence before it; Qwen's own vocabulary has such words whole."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -146,6 +160,9 @@ def build_tokenizer(vocab_size: int = TinyBuildArgs.vocab_size, corpus: str | No
         [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
     )
     backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
+    backend.add_tokens(
+        [AddedToken(w, special=False, normalized=False, single_word=True) for w in words]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token=IM_END,

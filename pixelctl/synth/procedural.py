@@ -48,6 +48,9 @@ SHAPES = ("circle", "square", "triangle", "star")
 DIRECTIONS = ("up", "down", "left", "right")
 # ink colours far from each other, from the red frame and from the pale background
 INKS = {"black": (0, 0, 0), "blue": (20, 60, 230), "green": (20, 170, 50), "yellow": (240, 200, 0)}
+# every word answer a scene can have: the demo model's tokenizer keeps them whole
+# (`builtin:tiny-qwen2.5-vl-demo`), so `\boxed{square}` repeats the sentence's token
+ANSWER_WORDS = (*SHAPES, *DIRECTIONS, *INKS)
 PANEL_FRAME = (220, 20, 20)
 CLUTTER_COLOURS = [
     (70, 110, 160),
