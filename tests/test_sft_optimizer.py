@@ -33,3 +33,21 @@ def test_each_group_splits_into_text_and_vision_parts_and_empty_parts_are_droppe
     ]
     assert all(g["betas"] == (0.9, 0.95) for g in out)  # every other setting kept
     assert decay["lr"] == 3e-3 and len(decay["params"]) == 3  # the input is not modified
+
+
+def test_sft_and_the_local_engine_freeze_the_same_parameters(tiny_model_dir):
+    """One definition of the vision tower (`pixelctl.models.qwen.freeze_vision`) for both
+    trainers: the local RL policy trains exactly the parameters SFT would."""
+    from transformers import AutoModelForImageTextToText
+
+    from pixelctl.engines.local.policy import Policy
+    from pixelctl.models.qwen import freeze_vision
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    frozen = freeze_vision(model)
+    sft_trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    policy = Policy(str(tiny_model_dir), dtype="float32", device="cpu", freeze_vision=True, seed=0)
+    ids = {id(p): n for n, p in policy.model.named_parameters()}
+    assert [ids[id(p)] for p in policy.trainable()] == sft_trained
+    assert frozen == sum(p.numel() for n, p in model.named_parameters() if ".visual." in n) > 0
+    assert sft_trained and not any(".visual." in n for n in sft_trained)

@@ -1,11 +1,12 @@
-"""Qwen2.5-VL's fixed interface: special tokens, chat markup, the 28-px vision unit, and the
-Qwen2.5-VL-Instruct chat template. The one home for these strings and numbers: the prompt,
+"""Qwen2.5-VL's fixed interface: special tokens, chat markup, the 28-px vision unit, the vision
+tower's parameter names, and the Qwen2.5-VL-Instruct chat template. The one home for these strings and numbers: the prompt,
 the agent, the loss masks, the engines and the tiny model all read them from here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # The vision tower works in 28×28 px units (patch 14, spatial merge 2): one merged token each.
 FACTOR = 28
@@ -45,3 +46,20 @@ CHAT_TEMPLATE_PATH = ASSETS / "qwen2_5_vl_chat_template.jinja"
 def chat_template() -> str:
     """The Qwen2.5-VL-Instruct chat template (Jinja source)."""
     return CHAT_TEMPLATE_PATH.read_text(encoding="utf-8")
+
+
+def is_vision(name: str) -> bool:
+    """A parameter of the vision tower (ViT blocks and merger: `visual.*`), by its name."""
+    return ".visual." in f".{name}"
+
+
+def freeze_vision(model: Any) -> int:
+    """Freeze the vision tower (SFT and the local RL engine); returns the frozen count."""
+    frozen = 0
+    for name, p in model.named_parameters():
+        if is_vision(name):
+            p.requires_grad_(False)
+            frozen += p.numel()
+    if frozen == 0:
+        raise ValueError("model.freeze_vision: no `visual.*` parameters found in this model")
+    return frozen

@@ -23,7 +23,7 @@ from typing import Any
 
 from trl import SFTTrainer
 
-from pixelctl.sft.trainer import is_vision
+from pixelctl.models.qwen import is_vision
 
 
 def split_vision_groups(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelctl import tracking
+from pixelctl.models.qwen import freeze_vision
 from pixelctl.sft.records import Record
 
 MODEL_DIR = "model"
@@ -103,23 +104,6 @@ def load_model(recipe: Any, device: str) -> tuple[Any, Any]:
         path, dtype=getattr(torch, recipe.model.dtype), attn_implementation=attn
     )
     return model, load_processor(recipe, path)
-
-
-def is_vision(name: str) -> bool:
-    """A parameter of the vision tower (ViT blocks and merger), by its module name."""
-    return ".visual." in f".{name}"
-
-
-def freeze_vision(model: Any) -> int:
-    """Freeze the vision tower (`visual.*`: ViT blocks and merger); returns the frozen count."""
-    frozen = 0
-    for name, p in model.named_parameters():
-        if is_vision(name):
-            p.requires_grad_(False)
-            frozen += p.numel()
-    if frozen == 0:
-        raise ValueError("model.freeze_vision: no `visual.*` parameters found in this model")
-    return frozen
 
 
 def last_checkpoint(run_path: Path) -> str | None:

@@ -20,6 +20,7 @@ import torch
 
 from pixelctl.agent import TokenTrace
 from pixelctl.backends.hf import HFGenerator, concat_visuals
+from pixelctl.models.qwen import freeze_vision as freeze
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -35,8 +36,7 @@ class Policy:
         )
         self.model.eval()
         if freeze_vision:
-            for p in self.model.model.visual.parameters():
-                p.requires_grad_(False)
+            freeze(self.model)
         self.generator = HFGenerator(
             path,
             model=self.model,
