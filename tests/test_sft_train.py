@@ -62,15 +62,28 @@ def only_run(tmp_path: Path) -> Path:
 
 
 def test_cpu_run_learns_trains_the_language_model_only_and_loads_back(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ):
     import torch
+    import trl.trainer.utils as trl_utils
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    # each call into TRL's chunked log-prob kernel: was the compact branch switched on for CPU?
+    # (test_sft_fused_head.py shows the switch scores only the labelled rows, to the same loss)
+    compact, kernel = [], trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(*args):
+            compact.append(trl_utils._use_triton(torch.device("cpu")))
+            return kernel.apply(*args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
     # the tiny recipe trains its random vision tower (the demo needs it); the paper freezes it
     frozen = [*overrides(tmp_path, tiny_model_dir, 8), "model.freeze_vision=true"]
     code = run_stage("sft", RECIPE, frozen, dry_run=False, resume=None, tag=None)
     assert code == 0
+    assert compact == [True] * 8  # one micro-batch a step
     run = only_run(tmp_path)
     losses = [m["loss"] for m in metrics(run)]
     assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]

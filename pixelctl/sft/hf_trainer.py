@@ -1,11 +1,20 @@
-"""`SFTTrainer` with our two changes: a learning rate of its own for the vision tower, and a fix:
-resuming reloads the weights through `from_pretrained`.
+"""`SFTTrainer` with our three changes: a learning rate of its own for the vision tower, the fused
+LM head scoring only the trained positions on CPU, and a fix: resuming reloads the weights
+through `from_pretrained`.
 
 `sft.vision_lr`: the trainer builds its optimizer as usual (decay and no-decay groups), and each
 group is split into the vision tower's parameters (`visual.*`) at `vision_lr` and the rest at
 `lr`. The scheduler is created afterwards, so both follow the same schedule, each from its own
 peak. (On the demo model, the tower trained at the text model's rate merged the features that
 tell the answers apart; docs/demo.md.)
+
+The fused LM head (TRL 1.16, `add_fused_lm_head`) projects hidden states to log-probabilities in
+vocabulary chunks. On Triton devices it scores only the positions with a label; everywhere else
+it scores every position and zeroes the unlabelled ones, so that a compiler (Neuron's) sees the
+same tile shapes every batch. Nothing is compiled on CPU, where the trained turns are a small
+part of a pixel-space trajectory (the image tokens and observations are masked), and scoring
+every position took a third of a demo step. `labelled_positions_only` makes TRL take its compact
+path on CPU too: the loss, entropy, token accuracy and gradients are the same (tests).
 
 transformers 5.15 saves checkpoints with the checkpoint key names of the hub format
 (`visual.*`, `model.layers.*` for Qwen2.5-VL), but `Trainer._load_from_checkpoint` (the path
@@ -19,8 +28,11 @@ unaffected.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import trl.trainer.utils as trl_utils
 from trl import SFTTrainer
 
 from pixelctl.models.qwen import is_vision
@@ -42,6 +54,18 @@ def split_vision_groups(
     return out
 
 
+@contextmanager
+def labelled_positions_only() -> Iterator[None]:
+    """Within: TRL's fused LM head scores only the labelled positions on CPU as well (its
+    `compact` branch, chosen by `trl.trainer.utils._use_triton`, which is asked nothing else)."""
+    uses_triton = trl_utils._use_triton
+    trl_utils._use_triton = lambda device: device.type == "cpu" or uses_triton(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = uses_triton
+
+
 class PixelSFTTrainer(SFTTrainer):
     def __init__(self, *args: Any, vision_lr: float | None = None, **kwargs: Any) -> None:
         self.vision_lr = vision_lr
@@ -59,6 +83,10 @@ class PixelSFTTrainer(SFTTrainer):
         for group in groups:
             optimizer.add_param_group(group)
         return optimizer
+
+    def compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        with labelled_positions_only():
+            return super().compute_loss(model, inputs, *args, **kwargs)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         model = self.model if model is None else model
