@@ -127,8 +127,36 @@ def test_training_changes_text_weights_not_vision(tiny_model_dir, tmp_path, data
     assert sample["qid"].startswith("procedural-") and sample["messages"][0]["role"] == "system"
 
 
-def test_resume_continues_exactly(tiny_model_dir, tmp_path, data):
-    r = recipe(tiny_model_dir, tmp_path, max_rounds=4)
+def with_loss_terms(r, kl_coef, entropy_coef):
+    optim = r.rl.optim.model_copy(update={"kl_coef": kl_coef, "entropy_coef": entropy_coef})
+    return r.model_copy(update={"rl": r.rl.model_copy(update={"optim": optim})})
+
+
+def test_kl_and_entropy_terms(tiny_model_dir, tmp_path, data):
+    """The KL term scores against the frozen starting model: zero before the first update,
+    positive once the policy moved; each step's loss is pg + kl_coef·kl − entropy_coef·H."""
+    r = with_loss_terms(recipe(tiny_model_dir, tmp_path, max_rounds=2), 0.5, 0.01)
+    run = new_run(tmp_path, r, "kl")
+    loop.train(r, run, data, str(tiny_model_dir))
+    records = steps(run)
+    assert sorted(records) == [1, 2, 3, 4]
+    assert records[1]["kl"] == pytest.approx(0.0, abs=1e-6)  # the same weights, the same ids
+    assert all(records[k]["kl"] > 1e-5 for k in (2, 3, 4))
+    for rec in records.values():
+        assert rec["entropy"] > 0.1  # a random tiny model is far from certain
+        expect = rec["pg_loss"] + 0.5 * rec["kl"] - 0.01 * rec["entropy"]
+        assert rec["loss"] == pytest.approx(expect, rel=1e-5, abs=1e-7)
+    off = recipe(tiny_model_dir, tmp_path, max_rounds=1)
+    plain = new_run(tmp_path, off, "plain")
+    loop.train(off, plain, data, str(tiny_model_dir))
+    assert "kl" not in steps(plain)[1] and "entropy" not in steps(plain)[1]
+
+
+@pytest.mark.parametrize("kl_coef", [0.0, 0.5], ids=["no-kl", "kl"])
+def test_resume_continues_exactly(tiny_model_dir, tmp_path, data, kl_coef):
+    """With a KL term the resumed run's reference is the starting model again, not the
+    checkpoint it resumed from (the KL of steps 5–8 would start from 0 otherwise)."""
+    r = with_loss_terms(recipe(tiny_model_dir, tmp_path, max_rounds=4), kl_coef, 0.0)
     straight = new_run(tmp_path, r, "straight")
     loop.train(r, straight, data, str(tiny_model_dir))
 
@@ -146,7 +174,8 @@ def test_resume_continues_exactly(tiny_model_dir, tmp_path, data):
     a, b = steps(straight), steps(killed)
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in range(1, 9):
-        for key in ("loss", "grad_norm", "accuracy", "reward_mean", "lr", "response_tokens"):
+        keys = ["loss", "grad_norm", "accuracy", "reward_mean", "lr", "response_tokens"]
+        for key in keys + (["kl"] if kl_coef else []):
             assert b[step][key] == pytest.approx(a[step][key], rel=1e-5, abs=1e-7), (step, key)
     resumes = [m for m in killed.read_metrics() if m.get("event") == "resume"]
     assert resumes == [{**resumes[0], "from_round": 2, "from_step": 4}]

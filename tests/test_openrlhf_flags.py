@@ -119,6 +119,20 @@ def test_paper_run_values(parser, tmp_path):
     assert args["train.colocate_all"] and args["vllm.enable_sleep"] and args["ds.zero_stage"] == 3
 
 
+def test_a_kl_term_is_the_local_engines_k3_loss(parser, tmp_path):
+    """kl_coef > 0 asks OpenRLHF for the KL as a k3 loss term (what pixelctl.rl.loss adds), not
+    its default k1 reward penalty; at 0 neither flag is written (the golden files)."""
+    recipe = load_recipe(ROOT / "recipes/7b_a800.yaml", ["rl.optim.kl_coef=0.02"]).recipe
+    flags = render_flags(recipe, run_paths(recipe, tmp_path, pixelctl_dir="/p"))
+    args = vars(parser.parse_args(flags))
+    assert (args["algo.kl.init_coef"], args["algo.kl.use_loss"]) == (0.02, True)
+    assert args["algo.kl.estimator"] == "k3"
+    paper = load_recipe(ROOT / "recipes/7b_a800.yaml").recipe
+    off = render_flags(paper, run_paths(paper, tmp_path, pixelctl_dir="/p"))
+    assert "--algo.kl.use_loss" not in off and "--algo.kl.estimator" not in off
+    assert vars(parser.parse_args(off))["algo.kl.use_loss"] is False
+
+
 def test_runtime_env_carries_the_pixel_bounds_to_workers(tmp_path):
     recipe = load_recipe(ROOT / "recipes/7b_a800.yaml").recipe
     argv = submit_argv(recipe, run_paths(recipe, tmp_path, pixelctl_dir="/opt/pixelctl"))

@@ -157,7 +157,7 @@ def test_old_logprobs_equal_sampling_logprobs(tiny_model_dir, tmp_path, data):
     first_turn = [t.sampled.index(True) for t in traces]
     with torch.no_grad():
         batch, mask = eng.policy.encode(traces)
-        old, amask = eng.policy.logprobs(batch, mask)
+        old, amask, _ = eng.policy.logprobs(batch, mask)
     at_sampling = sampled_logprobs(traces, batch["input_ids"].shape[1])
     # only the model's own turn has sampling-time log-probs (turn 1 was scripted)
     model_turn = torch.zeros_like(amask)

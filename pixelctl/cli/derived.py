@@ -90,13 +90,6 @@ def ignored_settings(r: Recipe) -> list[str]:
         return problems
     local = "the local engine"
     fix = "or use rl.engine=openrlhf"
-    for key in ("kl_coef", "entropy_coef"):
-        if value := getattr(rl.optim, key):
-            problems.append(
-                f"rl.optim.{key}={value}: {local}'s loss has no "
-                f"{'KL' if key == 'kl_coef' else 'entropy'} term (no reference model); "
-                f"set rl.optim.{key}=0, {fix}"
-            )
     written = rl.rollout.model_fields_set
     for key, what in (
         ("max_prompt_tokens", "checks no prompt length (OpenRLHF's data conversion does)"),

@@ -11,8 +11,9 @@ question, observations and errors)::
 ``token_mean`` averages over every trained token of the micro-batch (not per sample first),
 so long trajectories weigh by their length. The asymmetric clip (0.2 low, 0.35 high) lets
 rare good actions grow faster than common ones shrink. The KL term (k3 estimator against a
-reference policy, ``exp(ref - logp) - (ref - logp) - 1``) and the entropy bonus are off by
-default: the reference run has no reference model.
+reference policy, ``exp(ref - logp) - (ref - logp) - 1``, bounded at 10 as OpenRLHF bounds it)
+and the entropy bonus are off by default: the reference run has no reference model. Both
+engines add them the same way (OpenRLHF: ``--algo.kl.use_loss --algo.kl.estimator k3``).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def policy_loss(
     zero = logprobs.new_zeros(())
     kl = zero
     if ref_logprobs is not None:
-        log_r = ref_logprobs - logprobs
-        kl = token_mean(torch.exp(log_r) - log_r - 1.0, action_mask)
+        # bounded as OpenRLHF's compute_approx_kl bounds it (log-ratio and value at 10)
+        log_r = (ref_logprobs - logprobs).clamp(max=10.0)
+        kl = token_mean((torch.exp(log_r) - log_r - 1.0).clamp(max=10.0), action_mask)
         loss = loss + kl_coef * kl
     ent = token_mean(entropy, action_mask) if entropy is not None else zero
     if entropy_coef:

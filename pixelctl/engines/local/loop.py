@@ -14,7 +14,9 @@ Each round, exactly as it runs:
   5. compute the old policy's log-probs, then take `trajectories // optim.batch_size` optimizer
      steps of AdamW (the schedule's cosine-with-min-lr or constant factor, as OpenRLHF's
      DeepSpeed scheduler; warm-up; grad clip), each accumulating
-     micro-batches of the clipped token-mean loss;
+     micro-batches of the clipped token-mean loss (plus `optim.kl_coef` × the k3 KL to the
+     frozen starting model and − `optim.entropy_coef` × the entropy, when set; both 0 in the
+     paper's run);
   6. log one metrics line per optimizer step, save sampled rollouts, checkpoint every
      `save_every_rounds` rounds (model, optimizer, scheduler, RNG, replay buffer, counters).
 """
@@ -34,7 +36,7 @@ import torch
 from pixelctl.agent import Outcome, Rollout, Sampling, SamplingPlan, run_batch
 from pixelctl.config.schema import Recipe
 from pixelctl.engines.local.checkpoint import latest_checkpoint, load_state, save_state
-from pixelctl.engines.local.policy import Policy
+from pixelctl.engines.local.policy import Policy, Reference
 from pixelctl.engines.local.samples import RoundTracker, save_samples
 from pixelctl.engines.local.store import TrajectoryStore
 from pixelctl.errors import StageError
@@ -51,17 +53,34 @@ from pixelctl.rundir import RunDir
 
 
 class LocalEngine:
-    def __init__(self, recipe: Recipe, run: RunDir, data: QuerySet, model_path: str) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        run: RunDir,
+        data: QuerySet,
+        model_path: str,
+        *,
+        reference_path: str | None = None,
+    ) -> None:
+        """`model_path`: the weights to start from (a checkpoint when resuming);
+        `reference_path`: the KL term's reference, the run's starting model (default:
+        `model_path`); loaded only when `rl.optim.kl_coef > 0`."""
         self.recipe, self.run, self.queries = recipe, run, data.queries
         rl = recipe.rl
         device = "cpu" if recipe.launch.device == "cpu" or not torch.cuda.is_available() else "cuda"
         torch.manual_seed(rl.seed)
+        dtype = recipe.model.dtype
         self.policy = Policy(
             model_path,
-            dtype=recipe.model.dtype,
+            dtype=dtype,
             device=device,
             freeze_vision=recipe.model.freeze_vision,
             seed=rl.seed,
+        )
+        self.reference = (
+            Reference(reference_path or model_path, dtype=dtype, device=device)
+            if rl.optim.kl_coef > 0
+            else None
         )
         self.generate = self.policy.generator  # the rollouts' generate function (replaceable)
         self.settings = recipe.executor.settings("train")
@@ -225,27 +244,36 @@ class LocalEngine:
         traces = [self.store.get(t) for t, _ in pairs]  # the ids exactly as sampled
         adv = torch.tensor([a for _, a in pairs], dtype=torch.float32)
         micro = o.micro_batch_size
-        old = []
+        old, ref = [], []
         with torch.no_grad():
             for s in range(0, len(traces), micro):
                 batch, mask = self.policy.encode(traces[s : s + micro])
-                old.append(self.policy.logprobs(batch, mask)[0])
+                old.append(self.policy.logprobs(batch, mask).logprobs)
+                if self.reference is not None:
+                    ref.append(self.reference.logprobs(batch))
+        keys = ["loss", "pg_loss", "clip_frac"]
+        keys += ["kl"] if self.reference is not None else []
+        keys += ["entropy"] if o.entropy_coef else []
         logs = []
         self.policy.model.train()
         for start in range(0, len(traces), o.batch_size):
             stop = min(start + o.batch_size, len(traces))
             n_micro = math.ceil((stop - start) / micro)
-            totals = {"loss": 0.0, "pg_loss": 0.0, "clip_frac": 0.0}
+            totals = dict.fromkeys(keys, 0.0)
             for s in range(start, stop, micro):
                 batch, mask = self.policy.encode(traces[s : s + micro])
-                lp, amask = self.policy.logprobs(batch, mask)
+                scored = self.policy.logprobs(batch, mask, entropy=bool(o.entropy_coef))
                 out = policy_loss(
-                    lp,
+                    scored.logprobs,
                     old[s // micro],
-                    adv[s : s + micro].to(lp.device),
-                    amask,
+                    adv[s : s + micro].to(scored.logprobs.device),
+                    scored.mask,
                     clip_low=o.clip_low,
                     clip_high=o.clip_high,
+                    ref_logprobs=ref[s // micro] if ref else None,
+                    kl_coef=o.kl_coef,
+                    entropy=scored.entropy,
+                    entropy_coef=o.entropy_coef,
                 )
                 (out.loss / n_micro).backward()
                 for key in totals:
@@ -314,7 +342,9 @@ def train(recipe: Recipe, run: RunDir, data: QuerySet, model_path: str, *, progr
             f"{recipe.rl.save_every_rounds} rounds); start it again from round 1 with "
             f"`pixelctl rl --resume {run.path} --restart`"
         )
-    engine = LocalEngine(recipe, run, data, str(ckpt) if ckpt else model_path)
+    engine = LocalEngine(
+        recipe, run, data, str(ckpt) if ckpt else model_path, reference_path=model_path
+    )
     if ckpt is not None:  # the weights came from the checkpoint; now the rest of the state
         engine.restore(ckpt)
         run.rewind_metrics(

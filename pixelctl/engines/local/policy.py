@@ -9,12 +9,16 @@ turn closers the engine inserted and padding are masked; a turn cut by `max_new_
 trained as sampled, without an end token it never produced. Nothing is re-rendered through the
 chat template, so re-tokenization can never move the gradient onto tokens the policy did not
 sample (the SFT masks in `pixelctl.masks` stay for the text-based SFT path).
+
+With `rl.optim.kl_coef > 0` a `Reference` (the run's starting model, frozen) scores the same
+ids for the KL term; with `rl.optim.entropy_coef > 0` the policy's entropy over the vocabulary
+is computed at each position too (`pixelctl.rl.loss`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -25,16 +29,36 @@ from pixelctl.models.qwen import freeze_vision as freeze
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+class Scored(NamedTuple):
+    """Per position t of a batch (t ≥ 1: position 0 has no prediction and is never trained)."""
+
+    logprobs: torch.Tensor  # log-probability of token t given the tokens before it
+    mask: torch.Tensor  # the action mask: token t was sampled by the policy
+    entropy: torch.Tensor | None  # the entropy of the prediction of token t, when asked for
+
+
+def score(model: Any, batch: dict, *, entropy: bool = False) -> tuple[torch.Tensor, Any]:
+    """`model`'s log-probability of each token of `batch` (and the entropy of each prediction)."""
+    logits = model(**batch).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    lp = logp.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
+    return lp, (-(logp.exp() * logp).sum(-1) if entropy else None)
+
+
+def load(path: str, dtype: str, device: torch.device) -> Any:
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=_DTYPES[dtype])
+    return model.to(device).eval()
+
+
 class Policy:
     def __init__(self, path: str, *, dtype: str, device: str, freeze_vision: bool, seed: int):
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoProcessor
 
         self.device = torch.device(device)
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=_DTYPES[dtype]).to(
-            self.device
-        )
-        self.model.eval()
+        self.model = load(path, dtype, self.device)
         if freeze_vision:
             freeze(self.model)
         self.generator = HFGenerator(
@@ -63,13 +87,23 @@ class Policy:
         moved = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
         return moved, mask.to(self.device)
 
-    def logprobs(self, batch: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-token log-probabilities of the sequence (position t scores token t) and the
-        action mask aligned with them; position 0 has no prediction and is never trained."""
-        logits = self.model(**batch).logits.float()
-        ids = batch["input_ids"]
-        lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        return lp, mask[:, 1:]
+    def logprobs(self, batch: dict, mask: torch.Tensor, *, entropy: bool = False) -> Scored:
+        """The batch scored by the policy, with the action mask aligned to the scores."""
+        lp, ent = score(self.model, batch, entropy=entropy)
+        return Scored(lp, mask[:, 1:], ent)
+
+
+class Reference:
+    """The KL term's reference policy: the run's starting model (`rl.init_from`), frozen. A
+    resumed run loads it from there again, never from its checkpoint."""
+
+    def __init__(self, path: str, *, dtype: str, device: str):
+        self.model = load(path, dtype, torch.device(device)).requires_grad_(False)
+
+    @torch.no_grad()
+    def logprobs(self, batch: dict) -> torch.Tensor:
+        """Aligned like `Policy.logprobs` (on the batch `Policy.encode` made)."""
+        return score(self.model, batch)[0]
 
 
 def sampled_logprobs(traces: Sequence[TokenTrace], width: int) -> torch.Tensor:

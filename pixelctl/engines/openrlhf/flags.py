@@ -158,6 +158,14 @@ FLAG_TABLE: tuple[Flag, ...] = (
         "rl.optim.kl_coef (0: no reference model)",
         lambda r, p: r.rl.optim.kl_coef,
     ),
+    # with a KL term, the one the local engine adds (pixelctl.rl.loss): k3 in the loss, not
+    # 0.11.2's default (k1 subtracted from the reward)
+    Flag("--algo.kl.use_loss", "rl.optim.kl_coef > 0", lambda r, p: r.rl.optim.kl_coef > 0),
+    Flag(
+        "--algo.kl.estimator",
+        "rl.optim.kl_coef > 0: k3",
+        lambda r, p: "k3" if r.rl.optim.kl_coef > 0 else None,
+    ),
     Flag(
         "--actor.eps_clip_low_high",
         "rl.optim.clip_low, rl.optim.clip_high",
