@@ -541,6 +541,18 @@ def test_rl_curves_keep_the_last_line_per_step(demo_page):
     assert "accuracy (last 0.9)" in rl
 
 
+def test_rl_kl_and_entropy_panels_appear_only_when_logged():
+    from pixelctl.viewer.collect import curves
+    from pixelctl.viewer.stages import RL_PANELS
+
+    plain = [{"step": s, "loss": 0.1, "accuracy": 0.5} for s in (1, 2)]
+    titles = [c.title for c in curves(plain, RL_PANELS)]
+    assert not any("KL" in t or "entropy" in t for t in titles)
+    with_kl = [{**line, "kl": 0.01 * line["step"]} for line in plain]
+    [kl] = [c for c in curves(with_kl, RL_PANELS) if "KL" in c.title]
+    assert kl.series == {"kl": [(1, 0.01), (2, 0.02)]}
+
+
 def test_eval_lists_failures_first_and_tolerates_missing_images(demo_page):
     _, html = demo_page
     ev = html[html.index('data-stage="eval"') :]

@@ -26,6 +26,8 @@ RL_PANELS = [
     ("tool calls per rollout", ["calls_per_rollout"]),
     ("response length (tokens)", ["response_tokens", "response_length"]),
     ("loss", ["loss", "pg_loss", "policy_loss"]),
+    ("KL to the starting model (rl.optim.kl_coef > 0)", ["kl"]),
+    ("policy entropy (rl.optim.entropy_coef > 0)", ["entropy"]),
     ("learning rate", ["lr"]),
     ("grad norm", ["grad_norm"]),
 ]
