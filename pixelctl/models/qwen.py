@@ -1,6 +1,7 @@
 """Qwen2.5-VL's fixed interface: special tokens, chat markup, the 28-px vision unit, the vision
-tower's parameter names, and the Qwen2.5-VL-Instruct chat template. The one home for these strings and numbers: the prompt,
-the agent, the loss masks, the engines and the tiny model all read them from here.
+tower's parameter names, and the Qwen2.5-VL-Instruct chat template. The one home for these
+strings and numbers: the prompt, the agent, the loss masks, the engines and the tiny model all
+read them from here.
 """
 
 from __future__ import annotations
