@@ -214,14 +214,29 @@ def test_config_shapes(model, processor):
 def test_demo_builtin_is_the_default_twice_as_wide_with_rope_theta_1e4(
     processor, monkeypatch, tmp_path
 ):
-    calls = []
-    monkeypatch.setattr(tiny, "build_tiny_model", lambda out, **kw: calls.append(kw))
-    models._builder("tiny-qwen2.5-vl-demo")(tmp_path)
+    from pixelctl.models import perception
     from pixelctl.synth.procedural import ANSWER_WORDS
 
-    assert calls == [{"head_dim": 32, "rope_theta": 1e4, "words": ANSWER_WORDS}]
+    calls = []
+
+    def build(out, **kw):
+        calls.append(("build", kw))
+        (out / tiny.BUILD_INFO_FILE).write_text('{"builder": "pixelctl.models.tiny"}')
+
+    monkeypatch.setattr(tiny, "build_tiny_model", build)
+    monkeypatch.setattr(
+        perception, "pretrain", lambda out, **kw: calls.append(("pretrain",)) or {"s": 1}
+    )
+    models._builder("tiny-qwen2.5-vl-demo")(tmp_path)
+    # the random init, then the perception pretraining, recorded in the build info
+    assert calls == [
+        ("build", {"head_dim": 32, "rope_theta": 1e4, "words": ANSWER_WORDS}),
+        ("pretrain",),
+    ]
+    info = json.loads((tmp_path / tiny.BUILD_INFO_FILE).read_text())
+    assert info == {"builder": "pixelctl.models.tiny", "perception": {"s": 1}}
     assert {"square", "star", "left", "right", "black"} <= set(ANSWER_WORDS)
-    assert builtin_model_dir("tiny-qwen2.5-vl-demo").name == "tiny-qwen2.5-vl-demo-v2"
+    assert builtin_model_dir("tiny-qwen2.5-vl-demo").name == "tiny-qwen2.5-vl-demo-v3"
     config = tiny.build_config(processor.tokenizer, head_dim=32, rope_theta=1e4)
     text, vision = config.text_config, config.vision_config
     assert (text.hidden_size, text.intermediate_size, text.num_hidden_layers) == (128, 256, 2)

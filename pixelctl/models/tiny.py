@@ -124,6 +124,13 @@ def build_tiny_model(
     return out_dir
 
 
+def add_build_info(out_dir: Path, **fields: Any) -> None:
+    """Record later build steps (the demo model's pretraining) next to the builder's own info."""
+    path = Path(out_dir) / BUILD_INFO_FILE
+    info = {**json.loads(path.read_text()), **fields}
+    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
 def build_tokenizer(
     vocab_size: int = TinyBuildArgs.vocab_size,
     corpus: str | None = None,

@@ -316,6 +316,29 @@ def draw_scene(
     return img, fields
 
 
+def panel_picture(
+    rng: random.Random,
+    side: int = 224,
+    detail_px: float = 48.0,
+    blur: tuple[float, float] = (6.0, 9.0),
+    kinds: tuple[str, ...] = TASK_MIX,
+) -> tuple[Image.Image, str]:
+    """A `side`² picture with the demo's panel at its centre, its detail `detail_px` tall, then
+    resampled down and back up by a factor drawn from `blur` (a zoom of a detail a few pixels
+    tall looks like that); returns (picture, what the panel shows). For the demo model's
+    perception pretraining (`pixelctl.models.perception`), never a demo scene."""
+    if side % FACTOR:
+        raise ValueError(f"panel_picture: side must be a multiple of {FACTOR}, got {side}")
+    area = side * side
+    bounds = PixelBounds(area, area, area, area, area, area)  # the picture is its own fitted view
+    image, fields = draw_scene(
+        rng, side, side, bounds, easy=False, kinds=kinds, grid=1, detail_px=detail_px
+    )
+    small = max(FACTOR, round(side / rng.uniform(*blur)))
+    image = image.resize((small, small), Image.BILINEAR).resize((side, side), Image.BICUBIC)
+    return image, fields["boxes"][0]["text"]
+
+
 # ----------------------------------------------------------------------------- splits
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
