@@ -11,6 +11,11 @@ chance. The ratio crop/whole is the benchmark's "baseline in the same run" compa
     .venv/bin/python benchmarks/zoom_probe.py            # 400 scenes, 300 steps (minutes)
     .venv/bin/python benchmarks/zoom_probe.py --quick    # 80 scenes, 30 steps (a smoke run)
     .venv/bin/python benchmarks/zoom_probe.py --tasks shape --set synth.procedural.detail_px=8
+    .venv/bin/python benchmarks/zoom_probe.py --ask      # no training: ask the model itself
+
+`--ask` trains nothing: the recipe's model, as built (the demo model is pretrained to name what a
+clear panel shows, `pixelctl.models.perception`), is asked that question about each scene's whole
+view and about its crop, greedy; a reply counts when it is exactly the scene's caption.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo_cpu.yaml"
 
 
 def views(out: Path, rows: list[dict], settings, canvas: int) -> list[tuple]:
-    """(whole view, crop, answer, task) per scene, through the real executor."""
+    """(whole view, crop, answer, task, caption) per scene, through the real executor."""
     from pixelctl.executor import Session
     from pixelctl.synth.operations import outward
 
@@ -39,7 +44,8 @@ def views(out: Path, rows: list[dict], settings, canvas: int) -> list[tuple]:
             f'<tool_call>\n{{"name": "crop_image_normalized", "arguments": {args}}}\n</tool_call>'
         )
         assert obs.ok, obs.error
-        items.append((sess.input_image(1), obs.images[0], r["answer"], r["task"]))
+        caption = r["boxes"][0]["text"]
+        items.append((sess.input_image(1), obs.images[0], r["answer"], r["task"], caption))
     return items
 
 
@@ -77,12 +83,38 @@ def probe(model_dir: str, images: list, labels: list[int], n_classes: int, steps
         return float((logits(test).argmax(-1) == y[test]).float().mean())
 
 
+def ask(model_dir: str, items: list[tuple]) -> tuple[float, float]:
+    """Share of exact captions (`perception.reply`) on the whole views and on the crops."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from pixelctl.models import perception
+
+    proc = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    prompt = perception.prompt_text(proc)
+
+    def right(image, caption: str) -> bool:
+        inputs = proc(text=[prompt], images=[image], return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=24, do_sample=False)
+        said = proc.tokenizer.decode(
+            out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        return said == perception.reply(caption)
+
+    whole = sum(right(it[0], it[4]) for it in items) / len(items)
+    crop = sum(right(it[1], it[4]) for it in items) / len(items)
+    return whole, crop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--tasks", nargs="+", default=None, help="default: every drawable task")
+    parser.add_argument("--ask", action="store_true", help="ask the model, train nothing")
     parser.add_argument(
         "--set",
         nargs="+",
@@ -129,6 +161,18 @@ def main() -> None:
         f"{n} scenes (seed 12345, not the demo's), {steps} steps; whole {items[0][0].size}, "
         f"crop {items[0][1].size}"
     )
+    if args.ask:
+        print("| task | scenes | chance | model asked, whole view | crop | crop / whole |")
+        print("|---|---|---|---|---|---|")
+        for task in args.tasks or recipe.synth.procedural.tasks:
+            mine = [it for it in items if it[3] == task]
+            chance = 1 / len({it[2] for it in mine})
+            whole, crop = ask(model_dir, mine)
+            ratio = crop / whole if whole else float("inf")
+            print(
+                f"| {task} | {len(mine)} | {chance:.2f} | {whole:.2f} | {crop:.2f} | {ratio:.2f} |"
+            )
+        return
     print("| task | scenes | chance | whole view | crop | crop / whole |")
     print("|---|---|---|---|---|---|")
     for task in args.tasks or KINDS:
