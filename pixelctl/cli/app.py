@@ -190,7 +190,10 @@ def view(
 )
 def demo(
     size: Annotated[
-        str, typer.Option(help="full (≈9 min on 2 cores) or small (CI, ≈1 min).")
+        str,
+        typer.Option(
+            help="full (≈9½ min on 2 cores, +2½ min the first time: the model build) or small (CI, ≈1 min)."
+        ),
     ] = "full",
     out: Annotated[Path, typer.Option(help="Where the demo directory is created.")] = Path("runs"),
     seed: Annotated[int, typer.Option(help="Training seed (SFT and RL); same scenes.")] = 0,
