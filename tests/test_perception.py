@@ -4,6 +4,7 @@ import json
 import math
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_the_demo_model_as_built_names_what_a_panel_shows():
     from pixelctl.models.resolve import resolve_model
     from pixelctl.models.tiny import BUILD_INFO_FILE
 
-    folder = resolve_model("builtin:tiny-qwen2.5-vl-demo")
+    folder = Path(resolve_model("builtin:tiny-qwen2.5-vl-demo"))
     info = json.loads((folder / BUILD_INFO_FILE).read_text())["perception"]
     right, n = map(int, info["held_out_exact"].split("/"))
     assert n == 64 and right >= 40, info
