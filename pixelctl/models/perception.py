@@ -69,24 +69,26 @@ def prompt_text(processor: Any) -> str:
 
 def encode(processor: Any, items: list[tuple[Any, str]]) -> tuple[dict[str, Any], Any]:
     """Model inputs for (image, reply) pairs and labels that train the reply and its end token
-    only (the prompt, the image and the padding are -100)."""
+    only (`pixelctl.masks.label_mask`, as SFT does: prompt, image and padding are -100)."""
+    import torch
+
+    from pixelctl.masks import chat_tokens, label_mask
+
     prompt = prompt_text(processor)
     end = processor.tokenizer.eos_token
-    images = [image for image, _ in items]
     batch = processor(
         text=[prompt + text + end for _, text in items],
-        images=images,
+        images=[image for image, _ in items],
         return_tensors="pt",
         padding=True,
     )
-    prompts = processor(
-        text=[prompt] * len(items), images=images, return_tensors="pt", padding=True
-    )
-    labels = batch["input_ids"].clone()
-    for row, n in enumerate(prompts["attention_mask"].sum(1).tolist()):
-        labels[row, :n] = -100  # right padding: each prompt is the prefix of its row
-    labels[batch["attention_mask"] == 0] = -100
-    return dict(batch), labels
+    tokens = chat_tokens(processor.tokenizer)
+    ids = batch["input_ids"]
+    trained = torch.zeros_like(ids, dtype=torch.bool)
+    for row, n in enumerate(batch["attention_mask"].sum(1).tolist()):  # padding is on the right
+        mask = label_mask(ids[row, :n].tolist(), ["user", "assistant"], [1], tokens)
+        trained[row, :n] = torch.tensor(mask)
+    return dict(batch), ids.masked_fill(~trained, -100)
 
 
 def pretrain(
