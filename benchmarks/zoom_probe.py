@@ -85,26 +85,14 @@ def probe(model_dir: str, images: list, labels: list[int], n_classes: int, steps
 
 def ask(model_dir: str, items: list[tuple]) -> tuple[float, float]:
     """Share of exact captions (`perception.reply`) on the whole views and on the crops."""
-    import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from pixelctl.models import perception
+    from pixelctl.models.perception import caption, reply
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
-    prompt = perception.prompt_text(proc)
-
-    def right(image, caption: str) -> bool:
-        inputs = proc(text=[prompt], images=[image], return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=24, do_sample=False)
-        said = proc.tokenizer.decode(
-            out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
-        )
-        return said == perception.reply(caption)
-
-    whole = sum(right(it[0], it[4]) for it in items) / len(items)
-    crop = sum(right(it[1], it[4]) for it in items) / len(items)
+    whole = sum(caption(model, proc, it[0]) == reply(it[4]) for it in items) / len(items)
+    crop = sum(caption(model, proc, it[1]) == reply(it[4]) for it in items) / len(items)
     return whole, crop
 
 

@@ -192,7 +192,8 @@ def demo(
     size: Annotated[
         str,
         typer.Option(
-            help="full (≈9½ min on 2 cores, +2½ min the first time: the model build) or small (CI, ≈1 min)."
+            help="full (≈9½ min on 2 cores, +2½ min the first time: the model build) "
+            "or small (CI, ≈1 min)."
         ),
     ] = "full",
     out: Annotated[Path, typer.Option(help="Where the demo directory is created.")] = Path("runs"),

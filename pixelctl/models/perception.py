@@ -161,17 +161,22 @@ def lr_factor(step: int, args: PerceptionArgs) -> float:
     return warm * 0.5 * (1.0 + math.cos(math.pi * step / args.steps))
 
 
-def held_out_exact(model: Any, processor: Any, args: PerceptionArgs) -> str:
-    """How many greedy replies to unseen pictures are exactly right, as "k/n"."""
+def caption(model: Any, processor: Any, image: Any) -> str:
+    """The model's greedy reply to `PROMPT` about `image` (special tokens dropped)."""
     import torch
 
-    prompt = prompt_text(processor)
+    inputs = processor(text=[prompt_text(processor)], images=[image], return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=24, do_sample=False)
+    return processor.tokenizer.decode(
+        out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+    )
+
+
+def held_out_exact(model: Any, processor: Any, args: PerceptionArgs) -> str:
+    """How many greedy replies to unseen pictures are exactly right, as "k/n"."""
     right = 0
     for i in range(HELD_OUT, HELD_OUT + args.n_held_out):
         image, text = picture(i, args)
-        inputs = processor(text=[prompt], images=[image], return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=24, do_sample=False)
-        n = inputs["input_ids"].shape[1]
-        right += processor.tokenizer.decode(out[0, n:], skip_special_tokens=True) == text
+        right += caption(model, processor, image) == text
     return f"{right}/{args.n_held_out}"
