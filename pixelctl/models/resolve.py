@@ -36,7 +36,7 @@ BUILTIN_MODELS: dict[str, str] = {
     ),
     "tiny-qwen2.5-vl-demo": (
         "The tiny Qwen2.5-VL twice as wide (hidden 128, heads of 32, ~0.8M parameters) with "
-        "rope_theta 1e4 and the procedural answers as whole-word tokens, pretrained for ~1 min "
+        "rope_theta 1e4 and the procedural answers as whole-word tokens, pretrained for ~2 min "
         "to name what a clear panel shows (pixelctl.models.perception); `pixelctl demo`'s "
         "full run, which must learn to zoom on a CPU."
     ),
