@@ -18,7 +18,13 @@ from pixelctl.synth.operations import (
     wrong_op,
 )
 from pixelctl.synth.plan import make_plan, spread
-from pixelctl.synth.procedural import draw_scene, eval_records, generate_split, legibility_report
+from pixelctl.synth.procedural import (
+    draw_scene,
+    eval_records,
+    generate_split,
+    legibility_report,
+    scene_workers,
+)
 from pixelctl.synth.seeds import Region, Seed
 
 PAD = 0.1
@@ -193,6 +199,24 @@ def test_detail_px_sets_the_detail_size_in_the_whole_view_and_clear_margin_the_c
             img.getpixel((round(x + w + 25), round(y - 25))),
         }
         assert len(ring) == 1 and ring != {(220, 20, 20)}  # the background colour, no clutter
+
+
+def test_a_split_drawn_by_two_processes_is_the_one_process_split(tmp_path: Path) -> None:
+    kw = {"seed": 5, "canvas_min": 256, "canvas_max": 320, "bounds": UPSCALING, "n_easy": 2}
+    one = generate_split(tmp_path / "one", "train", 10, workers=1, **kw)
+    seen: list[tuple[int, int]] = []
+    two = generate_split(
+        tmp_path / "two", "train", 10, workers=2, on_progress=lambda *a: seen.append(a), **kw
+    )
+    assert one.read_bytes() == two.read_bytes()
+    for i in range(10):
+        name = f"train/scene-{i:05d}.png"
+        assert (one.parent / name).read_bytes() == (two.parent / name).read_bytes()
+    assert sorted(p.name for p in (two.parent / "train").iterdir()) == [
+        f"scene-{i:05d}.png" for i in range(10)
+    ]  # no temporary file left behind
+    assert seen == [(i, 10) for i in range(1, 11)]
+    assert scene_workers(10) == 1 and scene_workers(1000) >= 1
 
 
 def test_splits_are_byte_identical_and_eval_is_held_out(tmp_path: Path) -> None:

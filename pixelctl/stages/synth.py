@@ -137,7 +137,10 @@ def run(loaded: LoadedRecipe, run: RunDir) -> None:
                 log(done, ev)
             kill_point(done)  # tests only: stop here at a chosen seed (a no-op otherwise)
 
-        stats = run_synth(loaded.recipe, run.path, on_progress=on_progress)
+        def on_scenes(split: str, done: int, n: int) -> None:
+            bar.update(task, total=n, completed=done, info=f"drawing the {split} scenes")
+
+        stats = run_synth(loaded.recipe, run.path, on_progress=on_progress, on_scenes=on_scenes)
     this = stats["this_run"]
     log(this["total"], this)
     run.update_meta(

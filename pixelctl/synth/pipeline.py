@@ -1,6 +1,7 @@
 """The synthesis run, top to bottom (what `pixelctl synth` executes):
 
-1. procedural scenes, if the recipe asks (train split as seeds, eval split → eval.jsonl);
+1. procedural scenes, if the recipe asks (train split as seeds, eval split → eval.jsonl), drawn
+   by one process per core;
 2. read every seed file and validate every seed (rejects.jsonl gets each failure, once);
 3. plan the mix (plan.py): which seed becomes a single-pass, self-correction or text-only
    trajectory — a pure function of the seeds and `synth.seed`;
@@ -33,6 +34,7 @@ from pixelctl.synth.trajectories import build_record
 from pixelctl.synth.writers import Writer, make_writer
 
 Progress = Callable[[dict[str, Any]], None]
+SceneProgress = Callable[[str, int, int], None]  # (split, scenes drawn, scenes in the split)
 
 
 def n_easy(recipe: Recipe) -> int:
@@ -42,7 +44,9 @@ def n_easy(recipe: Recipe) -> int:
     return round(s.procedural.n_train * s.n_text_only / total) if total else 0
 
 
-def procedural_seeds(recipe: Recipe, out: Path) -> list[Path]:
+def procedural_seeds(
+    recipe: Recipe, out: Path, on_scenes: SceneProgress | None = None
+) -> list[Path]:
     """Generate the procedural splits (reused when complete); write eval.jsonl."""
     s, settings = recipe.synth, recipe.executor.settings("train")
     p = s.procedural
@@ -57,20 +61,29 @@ def procedural_seeds(recipe: Recipe, out: Path) -> list[Path]:
         "kinds": tuple(p.tasks),
     }
     files = []
+
+    def follow(split: str) -> Callable[[int, int], None] | None:
+        return (lambda done, n: on_scenes(split, done, n)) if on_scenes else None
+
     if p.n_train:
-        files.append(generate_split(out, "train", p.n_train, n_easy=n_easy(recipe), **common))
+        train = generate_split(
+            out, "train", p.n_train, n_easy=n_easy(recipe), on_progress=follow("train"), **common
+        )
+        files.append(train)
     if p.n_eval:
-        eval_file = generate_split(out, "eval", p.n_eval, **common)
+        eval_file = generate_split(out, "eval", p.n_eval, on_progress=follow("eval"), **common)
         write_jsonl_atomic(out / EVAL, eval_records(eval_file, out))
     return files
 
 
-def load_seeds(recipe: Recipe, out: Path) -> tuple[list[Seed], list[SynthReject]]:
+def load_seeds(
+    recipe: Recipe, out: Path, on_scenes: SceneProgress | None = None
+) -> tuple[list[Seed], list[SynthReject]]:
     """Every seed of the recipe, validated; unusable ones as rejects with reasons."""
     raw: list[Seed] = []
     rejects: list[SynthReject] = []
     sources = [(Path(src.path), src.kind) for src in recipe.synth.seeds]
-    sources += [(f, "procedural") for f in procedural_seeds(recipe, out)]
+    sources += [(f, "procedural") for f in procedural_seeds(recipe, out, on_scenes)]
     for path, kind in sources:
         seeds, bad = read_seed_file(path, kind)
         raw += seeds
@@ -106,13 +119,14 @@ async def synthesize(
     *,
     writer: Writer | None = None,
     on_progress: Progress | None = None,
+    on_scenes: SceneProgress | None = None,
     window: int | None = None,
     backoff_s: float = 0.5,
 ) -> dict[str, Any]:
     """Run (or resume) synthesis into `out`; returns the stats written to stats.json."""
     s = recipe.synth
     out.mkdir(parents=True, exist_ok=True)
-    seeds, rejects = await asyncio.to_thread(load_seeds, recipe, out)
+    seeds, rejects = await asyncio.to_thread(load_seeds, recipe, out, on_scenes)
     plan = make_plan(seeds, s.n_pixel_space, s.n_text_only, s.self_correction_ratio, s.seed)
     outputs = Outputs(out)
     own_writer = writer is None
