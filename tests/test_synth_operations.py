@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -217,6 +218,14 @@ def test_a_split_drawn_by_two_processes_is_the_one_process_split(tmp_path: Path)
     ]  # no temporary file left behind
     assert seen == [(i, 10) for i in range(1, 11)]
     assert scene_workers(10) == 1 and scene_workers(1000) >= 1
+
+
+def test_a_scene_that_fails_in_a_worker_fails_the_split_without_a_seed_file(tmp_path: Path) -> None:
+    # canvas_min > canvas_max: every scene's randint raises in its worker process
+    bad = {"seed": 0, "canvas_min": 320, "canvas_max": 256, "bounds": UPSCALING}
+    with pytest.raises(ValueError, match="empty range"):
+        generate_split(tmp_path, "train", 100, workers=2, **bad)
+    assert not (tmp_path / "procedural" / "train.jsonl").exists()  # so a rerun draws it again
 
 
 def test_splits_are_byte_identical_and_eval_is_held_out(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ def demo(
     size: Annotated[
         str,
         typer.Option(
-            help="full (≈9½ min on 2 cores, +2½ min the first time: the model build) "
+            help="full (≈9 min on 2 cores, +2½ min the first time: the model build) "
             "or small (CI, ≈1 min)."
         ),
     ] = "full",

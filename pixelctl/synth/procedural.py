@@ -424,17 +424,25 @@ def generate_split(
         # spawned, not forked: the caller may hold threads (progress bars, torch) that a fork
         # copies mid-state. Results come back in index order, so the seed file is the same.
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint)
+        try:
             for line in pool.map(job, range(n), chunksize=8):
                 lines.append(line)
                 if on_progress:
                     on_progress(len(lines), n)
+        except BaseException:
+            # Ctrl-C or a failed scene: drop the chunks not started (map queued them all), let
+            # the running ones finish their files; no seed file, so a rerun draws the split again
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     _atomic_write(seed_file, ("\n".join(lines) + "\n").encode() if lines else b"")
     return seed_file
 
 
 def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the parent, which stops the pool (no traceback per worker)."""
+    """Pool workers leave Ctrl-C to the parent, which cancels what is queued (one traceback, the
+    parent's, instead of one per worker)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
