@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -217,7 +218,8 @@ def test_a_split_drawn_by_two_processes_is_the_one_process_split(tmp_path: Path)
         f"scene-{i:05d}.png" for i in range(10)
     ]  # no temporary file left behind
     assert seen == [(i, 10) for i in range(1, 11)]
-    assert scene_workers(10) == 1 and scene_workers(1000) >= 1
+    assert scene_workers(10) == 1  # a few scenes: starting processes costs more than it saves
+    assert scene_workers(1000) == min(len(os.sched_getaffinity(0)), 8)
 
 
 def test_a_scene_that_fails_in_a_worker_fails_the_split_without_a_seed_file(tmp_path: Path) -> None:
