@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pixelctl.config import load_recipe  # noqa: E402
+from pixelctl.synth.pipeline import scene_settings  # noqa: E402
 from pixelctl.synth.procedural import generate_split, scene_workers  # noqa: E402
 
 
@@ -32,16 +33,7 @@ def main() -> None:
     n = 64 if args.quick else args.n
     recipe = load_recipe(args.recipe, []).recipe
     p = recipe.synth.procedural
-    kw = {
-        "seed": recipe.synth.seed,
-        "canvas_min": p.canvas_min,
-        "canvas_max": p.canvas_max,
-        "bounds": recipe.executor.settings("train").bounds,
-        "grid": p.grid,
-        "detail_px": p.detail_px,
-        "clear_margin": p.clear_margin,
-        "kinds": tuple(p.tasks),
-    }
+    kw = scene_settings(recipe)  # what `pixelctl synth` draws
     auto = scene_workers(n)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

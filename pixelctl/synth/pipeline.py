@@ -44,22 +44,28 @@ def n_easy(recipe: Recipe) -> int:
     return round(s.procedural.n_train * s.n_text_only / total) if total else 0
 
 
-def procedural_seeds(
-    recipe: Recipe, out: Path, on_scenes: SceneProgress | None = None
-) -> list[Path]:
-    """Generate the procedural splits (reused when complete); write eval.jsonl."""
-    s, settings = recipe.synth, recipe.executor.settings("train")
-    p = s.procedural
-    common = {
+def scene_settings(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's `generate_split` keywords shared by both splits (synth.procedural, the seed,
+    the train pixel bounds)."""
+    s, p = recipe.synth, recipe.synth.procedural
+    return {
         "seed": s.seed,
         "canvas_min": p.canvas_min,
         "canvas_max": p.canvas_max,
-        "bounds": settings.bounds,
+        "bounds": recipe.executor.settings("train").bounds,
         "grid": p.grid,
         "detail_px": p.detail_px,
         "clear_margin": p.clear_margin,
         "kinds": tuple(p.tasks),
     }
+
+
+def procedural_seeds(
+    recipe: Recipe, out: Path, on_scenes: SceneProgress | None = None
+) -> list[Path]:
+    """Generate the procedural splits (reused when complete); write eval.jsonl."""
+    p = recipe.synth.procedural
+    common = scene_settings(recipe)
     files = []
 
     def follow(split: str) -> Callable[[int, int], None] | None:
@@ -221,4 +227,4 @@ def run_synth(recipe: Recipe, out: Path, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(synthesize(recipe, out, **kwargs))
 
 
-__all__ = ["load_seeds", "run_synth", "synthesize"]
+__all__ = ["load_seeds", "run_synth", "scene_settings", "synthesize"]
